@@ -1,0 +1,185 @@
+"""Shared helpers for the benchmarks: timing, fresh-process runs, result tables."""
+import atexit
+import json
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import timeit
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+# PyTensor 3.x defaults to its Numba backend; the baseline here is its C backend
+# (fast_run rewrites + the C virtual machine), which is what Theano users know.
+PYTENSOR_MODE = "CVM"
+
+
+def median(xs):
+    return statistics.median(xs)
+
+
+def fmt_time(s):
+    """Seconds -> short human string (ns/us/ms/s)."""
+    if s is None:
+        return "n/a"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("us", 1e-6)):
+        if s >= scale:
+            return f"{s / scale:.3g} {unit}"
+    return f"{s / 1e-9:.3g} ns"
+
+
+def fmt_ratio(a, b):
+    """a/b as '1.23x', or 'n/a'."""
+    if a is None or b is None or b == 0:
+        return "n/a"
+    return f"{a / b:.2f}x"
+
+
+# ----------------------------------------------------------------- environments
+
+def fresh_dir(prefix):
+    """A new, empty, private (0700) temporary folder."""
+    return tempfile.mkdtemp(prefix=f"gcbench-{prefix}-")
+
+
+def clean(path):
+    shutil.rmtree(path, ignore_errors=True)
+
+
+def pytensor_flags(compiledir=None):
+    flags = [f"mode={PYTENSOR_MODE}"]
+    if compiledir:
+        flags.append(f"compiledir={compiledir}")
+    return ",".join(flags)
+
+
+def child_env(**extra):
+    """Environment for a child process: repo on PYTHONPATH, plus `extra`."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
+    env.update({k: str(v) for k, v in extra.items()})
+    return env
+
+
+def setup_inprocess(cache_dir=None):
+    """Set env for in-process gencomp/PyTensor use (call before importing them)."""
+    if REPO not in sys.path:
+        sys.path.insert(0, REPO)
+    if "GENCOMP_CACHE_DIR" not in os.environ:
+        os.environ["GENCOMP_CACHE_DIR"] = cache_dir or fresh_dir("cache")
+        atexit.register(clean, os.environ["GENCOMP_CACHE_DIR"])
+    os.environ.setdefault("PYTENSOR_FLAGS", pytensor_flags())
+
+
+def try_import_gencomp():
+    """(gencomp module, None) or (None, 'error text') if it does not import."""
+    setup_inprocess()
+    try:
+        import gencomp
+        import gencomp.tensor
+        gencomp.function, gencomp.config, gencomp.tensor.dvector  # noqa: B018 (API present?)
+        return gencomp, None
+    except Exception as e:  # the package may be mid-construction
+        return None, f"{type(e).__name__}: {e}".splitlines()[0][:200]
+
+
+# ----------------------------------------------------------------- timing
+
+def run_fresh(code, timeout=300, **env):
+    """Run `code` with `python -c` in a fresh process; return the JSON dict it
+    prints as its last stdout line. Raises RuntimeError with stderr on failure."""
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       env=child_env(**env), cwd=REPO, timeout=timeout)
+    lines = [ln for ln in p.stdout.splitlines() if ln.startswith("{")]
+    if p.returncode != 0 or not lines:
+        tail = (p.stderr or p.stdout).strip().splitlines()[-1:]
+        raise RuntimeError((tail[0] if tail else f"exit {p.returncode}")[:300])
+    return json.loads(lines[-1])
+
+
+def per_call(fn, number):
+    """Seconds per call of fn(), measured with timeit over `number` calls."""
+    return timeit.Timer(fn).timeit(number) / number
+
+
+def interleaved(cands, rounds, number=1, warmup=1):
+    """Time each candidate (name -> zero-arg callable) once per round, rotating
+    the order every round so drift and noise hit all of them alike.
+    Returns name -> list of seconds-per-call (one per round)."""
+    names = list(cands)
+    for n in names:
+        for _ in range(warmup):
+            cands[n]()
+    out = {n: [] for n in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            out[n].append(per_call(cands[n], number))
+    return out
+
+
+def interleaved_fresh(snippets, rounds):
+    """Like `interleaved` but each candidate is a zero-arg callable returning one
+    measurement (seconds), typically via run_fresh. Failures are recorded as
+    the error text (a candidate that fails once is not retried)."""
+    out = {n: [] for n in snippets}
+    errors = {}
+    names = list(snippets)
+    for r in range(rounds):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            if n in errors:
+                continue
+            try:
+                out[n].append(snippets[n]())
+            except Exception as e:
+                errors[n] = str(e)
+    return out, errors
+
+
+# ----------------------------------------------------------------- results
+
+class Section:
+    """One benchmark's results: a markdown table plus target verdicts."""
+
+    def __init__(self, title, header):
+        self.title, self.header = title, header
+        self.rows, self.notes, self.targets = [], [], []
+
+    def row(self, *cells):
+        self.rows.append([str(c) for c in cells])
+
+    def note(self, text):
+        self.notes.append(text)
+
+    def target(self, what, value, limit, met):
+        """met: True/False, or None when it could not be measured."""
+        verdict = {True: "met", False: "MISSED", None: "not measured"}[met]
+        self.targets.append((what, value, limit, verdict))
+
+    def markdown(self):
+        lines = [f"## {self.title}", "", "| " + " | ".join(self.header) + " |",
+                 "|" + "---|" * len(self.header)]
+        lines += ["| " + " | ".join(r) + " |" for r in self.rows]
+        if self.targets:
+            lines += ["", "| target | measured | limit | verdict |", "|---|---|---|---|"]
+            lines += ["| " + " | ".join(t) + " |" for t in self.targets]
+        if self.notes:
+            lines += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def time_row(name, samples, ref=None):
+    """[name, median, min, n, ratio-to-ref] for a list of seconds."""
+    if not samples:
+        return [name, "n/a", "n/a", "0", "n/a"]
+    m = median(samples)
+    return [name, fmt_time(m), fmt_time(min(samples)), str(len(samples)), fmt_ratio(m, ref)]
+
+
+def main_wrapper(run):
+    """Entry point for a standalone script: run, print the markdown section."""
+    sec = run()
+    print(sec.markdown())
+    return sec

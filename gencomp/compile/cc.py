@@ -1,0 +1,88 @@
+"""The C compiler driver: compile a generated source to a shared library and load it with cffi.
+
+The compiler is run directly (no setuptools: that costs over a second per build).
+cffi is used in its out-of-line ABI mode: the declaration of gc_main is parsed once,
+when the entry is built, into a small Python module stored beside the library, so
+loading an entry never runs the C parser.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import shlex
+import shutil
+import subprocess
+import time
+from pathlib import Path
+
+
+class CompilerNotFoundError(RuntimeError):
+    """The configured C compiler is not installed."""
+
+
+class CompileError(RuntimeError):
+    """The C compiler rejected a generated source (a gencomp bug: please report it)."""
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_path(cc: str) -> str:
+    found = shutil.which(cc)
+    if found is None:
+        raise CompilerNotFoundError(
+            f"C compiler {cc!r} not found on PATH; install gcc or clang, or set gencomp.config.cc "
+            f"(GENCOMP_FLAGS=cc=/path/to/compiler)")
+    return os.path.realpath(found)
+
+
+@functools.lru_cache(maxsize=None)
+def compiler_identity(cc: str) -> str:
+    """Path, size and mtime of the compiler binary: changes when the compiler is upgraded."""
+    path = compiler_path(cc)
+    st = os.stat(path)
+    return f"{path} size={st.st_size} mtime={st.st_mtime_ns}"
+
+
+@functools.lru_cache(maxsize=None)
+def supports_openmp(cc: str) -> bool:
+    probe = subprocess.run([compiler_path(cc), "-fopenmp", "-x", "c", "-E", "-"], input=b"",
+                           capture_output=True)
+    return probe.returncode == 0
+
+
+def command(cc: str, cflags: str, openmp: bool, source: Path, output: Path) -> list[str]:
+    cmd = [compiler_path(cc), *shlex.split(cflags)]
+    if openmp and supports_openmp(cc):
+        cmd.append("-fopenmp")
+    return cmd + ["-o", str(output), str(source), "-lm"]
+
+
+def compile_library(cmd: list[str], source: Path) -> float:
+    """Run the compiler; seconds taken. CompileError with the compiler's message on failure."""
+    start = time.perf_counter()
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise CompileError(f"compiling {source} failed ({shlex.join(cmd)}):\n{proc.stderr.strip()}")
+    return time.perf_counter() - start
+
+
+def write_ffi_module(cdef: str, path: Path) -> None:
+    """Parse the entry point's declaration once and store cffi's pre-parsed form as Python."""
+    import cffi
+
+    builder = cffi.FFI()
+    builder.cdef(cdef)
+    builder.set_source("_gencomp_ffi", None)
+    from cffi.recompiler import make_py_source
+
+    make_py_source(builder, "_gencomp_ffi", str(path))  # quiet form of emit_python_code
+
+
+def load_function(ffi_module: Path, library: Path, symbol: str = "gc_main"):
+    """(ffi, the C function) from an entry's declaration module and shared library."""
+    namespace: dict = {}
+    code = compile(ffi_module.read_text(encoding="utf-8"), str(ffi_module), "exec")
+    exec(code, namespace)
+    ffi = namespace["ffi"]
+    lib = ffi.dlopen(str(library))
+    return ffi, getattr(lib, symbol), lib

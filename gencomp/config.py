@@ -1,0 +1,135 @@
+"""User-facing configuration (Theano-style, mutable) and the immutable snapshot the compiler uses.
+
+Only this module reads the environment (GENCOMP_FLAGS, GENCOMP_CACHE_DIR), once, at import.
+`function()` takes `config.snapshot()` and passes it explicitly through the compiler.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from pathlib import Path
+
+_CHOICES = {
+    "floatX": ("float64", "float32"),
+    "device": ("cpu", "cuda", "py"),
+    "optimizer": ("fast_run", "fast_compile", "None"),
+}
+_DEFAULT_CFLAGS = "-O3 -fPIC -shared -std=gnu11 -fno-math-errno -Wall -Wextra"
+
+
+@dataclasses.dataclass(frozen=True)
+class ConfigSnapshot:
+    """What one compilation sees; never changes after `function()` took it."""
+
+    floatX: str
+    device: str
+    cache_dir: str
+    cc: str
+    cflags: str
+    openmp: bool
+    optimizer: str
+
+
+def _parse_bool(name: str, value) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off"):
+        return False
+    raise ValueError(f"config flag {name!r} expects a boolean, got {value!r}")
+
+
+def default_cache_dir() -> str:
+    """The checkout's top-level cache/ when running from a checkout, else the user cache folder."""
+    checkout_cache = Path(__file__).resolve().parent.parent / "cache"
+    if (checkout_cache / "README.md").is_file() and (checkout_cache.parent / "pyproject.toml").is_file():
+        return str(checkout_cache)
+    import platformdirs
+
+    return platformdirs.user_cache_dir("gencomp")
+
+
+class Config:
+    """gencomp.config: set attributes in code, or start from GENCOMP_FLAGS="floatX=float32,..."."""
+
+    _FLAGS = tuple(f.name for f in dataclasses.fields(ConfigSnapshot))
+
+    def __init__(self, environ=None):
+        environ = os.environ if environ is None else environ
+        object.__setattr__(self, "_values", {})
+        self.floatX = "float64"
+        self.device = "cpu"
+        self.cc = "cc"
+        self.cflags = _DEFAULT_CFLAGS
+        self.openmp = False
+        self.optimizer = "fast_run"
+        self._values["cache_dir"] = None        # resolved lazily: the default may need platformdirs
+        for item in filter(None, (s.strip() for s in environ.get("GENCOMP_FLAGS", "").split(","))):
+            name, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"GENCOMP_FLAGS entry {item!r} is not of the form name=value")
+            setattr(self, name.strip(), value.strip())
+        if environ.get("GENCOMP_CACHE_DIR"):
+            self.cache_dir = environ["GENCOMP_CACHE_DIR"]
+
+    def __setattr__(self, name, value):
+        if name not in self._FLAGS:
+            raise AttributeError(f"unknown gencomp config flag {name!r}; known flags: {', '.join(self._FLAGS)}")
+        if name in _CHOICES and value not in _CHOICES[name]:
+            raise ValueError(f"config.{name} must be one of {_CHOICES[name]}, got {value!r}")
+        if name == "openmp":
+            value = _parse_bool(name, value)
+        elif name == "cache_dir" and value is not None:
+            value = os.path.abspath(os.path.expanduser(os.fspath(value)))
+        elif not isinstance(value, str):
+            raise TypeError(f"config.{name} must be a string, got {value!r}")
+        self._values[name] = value
+
+    def __getattr__(self, name):
+        values = object.__getattribute__(self, "_values")
+        if name not in values:
+            raise AttributeError(f"unknown gencomp config flag {name!r}")
+        if name == "cache_dir" and values[name] is None:
+            values[name] = default_cache_dir()
+        return values[name]
+
+    def __repr__(self):
+        return "Config(" + ", ".join(f"{k}={getattr(self, k)!r}" for k in self._FLAGS) + ")"
+
+    def change(self, **flags) -> "_Restore":
+        """Set flags now; used as `with config.change(...):` they are restored on exit."""
+        restore = _Restore(self, dict(self._values))
+        try:
+            for name, value in flags.items():
+                setattr(self, name, value)
+        except Exception:
+            restore.__exit__(None, None, None)
+            raise
+        return restore
+
+    def snapshot(self, **overrides) -> ConfigSnapshot:
+        values = {name: getattr(self, name) for name in self._FLAGS}
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return ConfigSnapshot(**values)
+
+
+
+class _Restore:
+    """Context manager returned by Config.change: puts the saved flags back."""
+
+    def __init__(self, cfg: Config, saved: dict):
+        self._cfg, self._saved = cfg, saved
+
+    def __enter__(self):
+        return self._cfg
+
+    def __exit__(self, *exc):
+        self._cfg._values.clear()
+        self._cfg._values.update(self._saved)
+        return False
+
+
+config = Config()

@@ -1,0 +1,270 @@
+"""function(), In and the compiled callable: inputs, outputs, updates and givens, as in Theano."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+
+import numpy as np
+
+from .config import config
+from .graph import Constant, FunctionGraph, Variable, clone_replace, toposort
+from .printing import graph_lines
+from .rewrite import optimize
+from .sharedvar import SharedVariable, shared  # noqa: F401  (gencomp.function.shared)
+from .tensor.variable import as_tensor_variable, is_weak
+
+
+class UnusedInputError(ValueError):
+    """An input given to function() does not influence any output or update."""
+
+
+class In:
+    """An input with options: a default `value`, and the keyword `name` it can be passed by."""
+
+    def __init__(self, variable, name=None, value=None, strict=False, allow_downcast=None,
+                 mutable=False, borrow=False):
+        if not isinstance(variable, Variable):
+            raise TypeError(f"In() wraps a symbolic variable, got {variable!r}")
+        self.variable = variable
+        self.name = name if name is not None else variable.name
+        self.value = value
+        self.strict = strict
+        self.allow_downcast = allow_downcast
+
+    def __repr__(self):
+        return f"In({self.variable!r}, name={self.name!r}, value={self.value!r})"
+
+
+def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None,
+             on_unused_input="raise", allow_input_downcast=False, mode=None):
+    """Compile a callable computing `outputs` from `inputs` (and applying `updates` after each call)."""
+    optimizer = {None: None, "FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile"}.get(mode, mode)
+    snapshot = config.snapshot(device=device, optimizer=optimizer)
+    if snapshot.device not in ("cpu", "py", "cuda"):
+        raise ValueError(f"device must be 'cpu', 'cuda' or 'py', got {device!r}")
+    if on_unused_input not in ("raise", "warn", "ignore"):
+        raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
+    return Function(inputs, outputs, updates, givens, name, snapshot, on_unused_input,
+                    bool(allow_input_downcast))
+
+
+def _pairs(value, what):
+    if value is None:
+        return []
+    if isinstance(value, Mapping):
+        return list(value.items())
+    try:
+        pairs = [tuple(p) for p in value]
+    except TypeError:
+        raise TypeError(f"{what} must be a dict or a list of (variable, value) pairs, got {value!r}") from None
+    if any(len(p) != 2 for p in pairs):
+        raise TypeError(f"{what} must be a dict or a list of (variable, value) pairs")
+    return pairs
+
+
+def _update_value(var, expr):
+    if not isinstance(var, SharedVariable):
+        raise TypeError(f"updates must change shared variables; {var!r} is not one")
+    expr = as_tensor_variable(expr)
+    if is_weak(expr) or (isinstance(expr, Constant) and expr.dtype != var.dtype
+                         and np.can_cast(expr.data, var.dtype, "same_kind")):
+        from .tensor.math import cast
+        expr = cast(as_tensor_variable(np.asarray(expr.data, dtype=var.dtype)), var.dtype)
+    ok = (expr.dtype == var.dtype and expr.ndim == var.ndim
+          and all(e or not v for e, v in zip(expr.broadcastable, var.broadcastable)))
+    if not ok:
+        raise TypeError(f"the update of shared variable {var.name or var!r} has type {expr.type}, but the "
+                        f"variable has type {var.type}; an update must keep the shared variable's type "
+                        f"(use T.cast(expr, {var.dtype!r}) or fix the expression)")
+    return expr
+
+
+def _given_value(var, value):
+    value = as_tensor_variable(value)
+    if value.ndim != var.ndim or value.dtype != var.dtype:
+        raise TypeError(f"givens: {var!r} of type {var.type} cannot be replaced by {value!r} of type {value.type}")
+    return value
+
+
+class Function:
+    """A compiled function. Call it with positional or keyword arguments; outputs are new arrays."""
+
+    def __init__(self, inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast):
+        self._spec = (inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast)
+        self.name = name or "function"
+        self.inputs = self._inputs(inputs)
+        self._single = outputs is not None and not isinstance(outputs, (list, tuple))
+        out_list = [] if outputs is None else [outputs] if self._single else list(outputs)
+        out_vars = [as_tensor_variable(o) for o in out_list]
+        update_pairs = [(v, _update_value(v, e)) for v, e in _pairs(updates, "updates")]
+        if len({id(v) for v, _ in update_pairs}) != len(update_pairs):
+            raise ValueError("a shared variable appears twice in updates")
+        given = {v: _given_value(v, g) for v, g in _pairs(givens, "givens")}
+        targets = out_vars + [e for _, e in update_pairs]
+        if given:
+            targets = clone_replace(targets, given)
+        explicit = [i.variable for i in self.inputs]
+        self._shared = self._implicit_inputs(targets, explicit)
+        self._check_unused(targets, explicit, on_unused_input)
+        self.fgraph = FunctionGraph(explicit + self._shared, targets)
+        optimize(self.fgraph, snapshot.optimizer)
+        self._updated = [v for v, _ in update_pairs]
+        self._n_outputs = len(out_vars)
+        self._filters = [(i.variable.type, i.name or f"input {k}",
+                          allow_downcast if i.allow_downcast is None else bool(i.allow_downcast))
+                         for k, i in enumerate(self.inputs)]
+        self._positions = {i.name: k for k, i in enumerate(self.inputs) if i.name}
+        self.source = self.source_path = self.cache_key = None
+        self.cache_hit = False
+        self._runner = self._build(snapshot)
+
+    @staticmethod
+    def _inputs(inputs):
+        if isinstance(inputs, (Variable, In)):
+            raise TypeError("function() takes a list of inputs, e.g. function([x], y)")
+        result, seen = [], set()
+        for item in inputs:
+            spec = item if isinstance(item, In) else In(as_input(item))
+            var = spec.variable
+            if isinstance(var, SharedVariable):
+                raise TypeError(f"shared variable {var!r} cannot be an explicit input: functions read "
+                                f"it implicitly (use givens to substitute it)")
+            if isinstance(var, Constant):
+                raise TypeError(f"constant {var!r} cannot be a function input")
+            if id(var) in seen:
+                raise ValueError(f"input {var!r} is given twice")
+            seen.add(id(var))
+            result.append(spec)
+        return result
+
+    @staticmethod
+    def _implicit_inputs(targets, explicit):
+        known = {id(v) for v in explicit}
+        found, seen = [], set()
+
+        def visit(var):
+            if isinstance(var, SharedVariable) and id(var) not in known and id(var) not in seen:
+                seen.add(id(var))
+                found.append(var)
+
+        for node in toposort(targets, blockers=explicit):
+            for inp in node.inputs:
+                visit(inp)
+        for t in targets:
+            visit(t)
+        return found
+
+    @staticmethod
+    def _check_unused(targets, explicit, policy):
+        if policy == "ignore":
+            return
+        used = {id(i) for node in toposort(targets, blockers=explicit) for i in node.inputs}
+        used |= {id(t) for t in targets}
+        for var in explicit:
+            if id(var) not in used:
+                msg = (f"input {var!r} is not used to compute any output or update; remove it, or "
+                       f"pass on_unused_input='warn' or 'ignore' to function()")
+                if policy == "raise":
+                    raise UnusedInputError(msg)
+                warnings.warn(msg, stacklevel=4)
+
+    def _build(self, snapshot):
+        from .reference import PyRunner
+
+        if snapshot.device == "py":
+            return PyRunner(self.fgraph)
+        if snapshot.device == "cuda":
+            raise NotImplementedError("device='cuda' is not available yet in this version of gencomp")
+        from .codegen.lower import lower
+        from .compile.build import build_c
+        from .runtime import CRunner
+
+        plan = lower(self.fgraph)
+        entry, ffi, fn, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
+        self.cache_key, self.cache_hit = entry.key, hit
+        self.source_path = str(entry.file("source"))
+        return CRunner(plan, ffi, fn, lib, entry.meta["errors"])
+
+    @property
+    def source(self):
+        if self._source_path is None:
+            return None
+        with open(self._source_path, encoding="utf-8") as f:
+            return f.read()
+
+    @source.setter
+    def source(self, value):
+        self._source_path = value
+
+    @property
+    def source_path(self):
+        return self._source_path
+
+    @source_path.setter
+    def source_path(self, value):
+        self._source_path = value
+
+    def dprint(self) -> str:
+        """The optimized graph as text (one line per node, inputs indented below)."""
+        return "\n".join(graph_lines(self.fgraph.outputs, stop=self.fgraph.inputs)) + "\n"
+
+    def _bind(self, args, kwargs):
+        n = len(self.inputs)
+        if len(args) > n:
+            raise TypeError(f"{self.name} takes at most {n} arguments, got {len(args)}")
+        values = list(args) + [_MISSING] * (n - len(args))
+        for key, value in kwargs.items():
+            if key not in self._positions:
+                raise TypeError(f"{self.name} got an unknown keyword argument {key!r}; "
+                                f"inputs are named {sorted(self._positions)}")
+            pos = self._positions[key]
+            if values[pos] is not _MISSING:
+                raise TypeError(f"{self.name} got multiple values for input {key!r}")
+            values[pos] = value
+        for pos, value in enumerate(values):
+            if value is _MISSING:
+                default = self.inputs[pos].value
+                if default is None:
+                    raise TypeError(f"{self.name} is missing a value for input "
+                                    f"{self.inputs[pos].name or pos!r} (no default)")
+                values[pos] = default
+        return values
+
+    def __call__(self, *args, **kwargs):
+        if kwargs or len(args) != len(self._filters):
+            args = self._bind(args, kwargs)
+        values = []
+        for (type_, label, downcast), value in zip(self._filters, args):
+            if (type(value) is np.ndarray and value.dtype is type_.numpy_dtype
+                    and value.ndim == type_.ndim and value.flags.aligned):
+                values.append(value)
+            else:
+                values.append(type_.filter(value, label, downcast))
+        for var in self._shared:
+            values.append(var._value)
+        results = self._runner(values)
+        for k, var in enumerate(self._updated):
+            var._value = results[self._n_outputs + k]
+        if self._single:
+            return results[0]
+        return results[:self._n_outputs]
+
+    def __reduce__(self):
+        return _rebuild_function, self._spec
+
+    def __repr__(self):
+        return f"<gencomp.Function {self.name}: {len(self.inputs)} inputs, {self._n_outputs} outputs>"
+
+
+def _rebuild_function(inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast):
+    return Function(inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast)
+
+
+_MISSING = object()
+
+
+def as_input(var):
+    if not isinstance(var, Variable):
+        raise TypeError(f"function inputs must be symbolic variables, got {var!r}")
+    return var

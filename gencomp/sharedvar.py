@@ -1,0 +1,70 @@
+"""Shared variables: tensors whose value lives between calls and that updates can change."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import dtypes
+from .tensor.type import TensorType
+from .tensor.variable import TensorVariable
+
+
+class SharedVariable(TensorVariable):
+    """A variable with a value; functions read it implicitly and `updates` may replace it."""
+
+    def __init__(self, type, value, name=None):
+        super().__init__(type, None, None, name)
+        self._value = value
+
+    def get_value(self, borrow=False):
+        return self._value if borrow else self._value.copy()
+
+    def set_value(self, value, borrow=False):
+        self._value = self._convert(value, borrow)
+
+    def _convert(self, value, borrow):
+        arr = np.asarray(value)
+        if arr.dtype != self.type.numpy_dtype:
+            if not np.can_cast(arr.dtype, self.type.numpy_dtype, "same_kind") and arr.dtype.kind != "b":
+                raise TypeError(f"shared variable {self.name or ''!r} has dtype {self.dtype}; "
+                                f"cannot store a value of dtype {arr.dtype}")
+            arr = arr.astype(self.type.numpy_dtype)
+        elif not borrow or arr is not value:
+            arr = arr.copy()
+        if arr.ndim != self.ndim:
+            raise TypeError(f"shared variable {self.name or ''!r} is {self.ndim}-d; got a value of shape {arr.shape}")
+        for d, b in enumerate(self.broadcastable):
+            if b and arr.shape[d] != 1:
+                raise ValueError(f"shared variable {self.name or ''!r} is broadcastable in dim {d} "
+                                 f"and needs length 1 there; got shape {arr.shape}")
+        if not arr.flags.aligned:
+            arr = np.ascontiguousarray(arr)
+        return arr
+
+    def clone(self):
+        return self       # the value container is the identity of a shared variable
+
+    def __reduce__(self):
+        return _rebuild_shared, (self.type, self._value, self.name)
+
+    def __repr__(self):
+        return self.name if self.name is not None else f"<shared {self.type}>"
+
+
+def _rebuild_shared(type, value, name):
+    return SharedVariable(type, value, name)
+
+
+def shared(value, name=None, borrow=False, broadcastable=None, strict=False, allow_downcast=None):
+    """A SharedVariable holding `value` (python scalars become 0-d arrays: int64, float64...)."""
+    arr = np.array(value, copy=not borrow) if not isinstance(value, np.ndarray) or not borrow else value
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"shared() needs numeric data, got {value!r}")
+    dtype = dtypes.canonical(arr.dtype)
+    if broadcastable is None:
+        broadcastable = (False,) * arr.ndim
+    if len(broadcastable) != arr.ndim:
+        raise TypeError(f"broadcastable={broadcastable} has {len(broadcastable)} entries for a {arr.ndim}-d value")
+    var = SharedVariable(TensorType(dtype, broadcastable), None, name)
+    var._value = var._convert(arr, borrow=True)
+    return var

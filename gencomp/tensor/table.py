@@ -1,0 +1,97 @@
+"""THE elementwise op table: one row per scalar op (numpy reference, C/CUDA expressions, gradient).
+
+C expressions are keyed by the kind of the compute dtype ('f' float, 'i' signed,
+'u' unsigned, 'b' bool, 'c' complex; 'iu' means both integer kinds); `{0}`, `{1}`
+are the operands (always identifiers or literals, already cast to the compute
+type) and `{t}` the compute C type. A kind missing from a row means the op has
+no form for it and raises TypeError. `typing` is the numpy ufunc whose dtype
+resolution the op follows (numpy 2 rules, python scalars weak). `grad` maps
+(output gradient, output, *inputs) to one gradient per input; it is filled in
+by the autodiff layer.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable, Optional
+
+import numpy as np
+
+
+@dataclass(frozen=True, eq=False)
+class Scalar:
+    name: str
+    arity: int
+    ref: Callable                       # numpy reference on arrays
+    c: dict                             # compute-kind letters -> C expression
+    typing: object                      # numpy ufunc (dtype resolution) or 'same' / 'bool' / 'where'
+    cuda: dict = field(default_factory=dict)   # overrides of `c` for CUDA, same keys
+    grad: Optional[Callable] = None
+
+    def c_expr(self, kind: str, backend: str = "c") -> Optional[str]:
+        for table in ((self.cuda, self.c) if backend == "cuda" else (self.c,)):
+            for kinds, expr in table.items():
+                if kind in kinds:
+                    return expr
+        return None
+
+
+def _sigmoid(x):
+    return np.where(x >= 0, 1 / (1 + np.exp(-np.abs(x))), np.exp(-np.abs(x)) / (1 + np.exp(-np.abs(x))))
+
+
+def _softplus(x):
+    return np.logaddexp(np.zeros((), x.dtype), x)
+
+
+F, I, IU, ALL_REAL, NUM = "f", "i", "iu", "biuf", "iufc"
+MAX_F = "({0} >= {1} || {0} != {0}) ? {0} : {1}"
+MIN_F = "({0} <= {1} || {0} != {0}) ? {0} : {1}"
+
+#      name          n  numpy reference           typing         C expressions by compute kind
+ROWS = [
+    Scalar("add",      2, np.add,                {"b": "{0} | {1}", NUM: "{0} + {1}"}, np.add),
+    Scalar("sub",      2, np.subtract,           {NUM: "{0} - {1}"}, np.subtract),
+    Scalar("mul",      2, np.multiply,           {"b": "{0} & {1}", NUM: "{0} * {1}"}, np.multiply),
+    Scalar("true_div", 2, np.true_divide,        {"fc": "{0} / {1}"}, np.true_divide),
+    Scalar("floor_div", 2, np.floor_divide,      {"u": "({1} ? {0} / {1} : 0)", "i": "gc_floordiv_i64({0}, {1})",
+                                                  "f": "gc_floordiv_f64({0}, {1})"}, np.floor_divide),
+    Scalar("mod",      2, np.remainder,          {"u": "({1} ? {0} % {1} : 0)", "i": "gc_mod_i64({0}, {1})",
+                                                  "f": "gc_mod_f64({0}, {1})"}, np.remainder),
+    Scalar("pow",      2, np.power,              {"iu": "gc_pow_i64({0}, {1})", "fc": "pow({0}, {1})"}, np.power),
+    Scalar("maximum",  2, np.maximum,            {"biu": "({0} > {1}) ? {0} : {1}", F: MAX_F}, np.maximum),
+    Scalar("minimum",  2, np.minimum,            {"biu": "({0} < {1}) ? {0} : {1}", F: MIN_F}, np.minimum),
+    Scalar("neg",      1, np.negative,           {NUM: "-{0}"}, np.negative),
+    Scalar("abs",      1, np.abs,                {"b": "{0}", "u": "{0}", "i": "({0} < 0) ? -{0} : {0}",
+                                                  "fc": "fabs({0})"}, np.absolute),
+    Scalar("sgn",      1, np.sign,               {"u": "{0} > 0", "i": "({0} > 0) - ({0} < 0)",
+                                                  "f": "({0} > 0) ? 1 : (({0} < 0) ? -1 : {0})"}, np.sign),
+    Scalar("exp",      1, np.exp,                {"fc": "exp({0})"}, np.exp),
+    Scalar("log",      1, np.log,                {"fc": "log({0})"}, np.log),
+    Scalar("log1p",    1, np.log1p,              {F: "log1p({0})"}, np.log1p),
+    Scalar("expm1",    1, np.expm1,              {F: "expm1({0})"}, np.expm1),
+    Scalar("sqrt",     1, np.sqrt,               {"fc": "sqrt({0})"}, np.sqrt),
+    Scalar("sin",      1, np.sin,                {"fc": "sin({0})"}, np.sin),
+    Scalar("cos",      1, np.cos,                {"fc": "cos({0})"}, np.cos),
+    Scalar("tan",      1, np.tan,                {"fc": "tan({0})"}, np.tan),
+    Scalar("tanh",     1, np.tanh,               {"fc": "tanh({0})"}, np.tanh),
+    Scalar("sigmoid",  1, _sigmoid,              {F: "1 / (1 + exp(-{0}))"}, np.exp),
+    Scalar("softplus", 1, _softplus,             {F: "fmax({0}, 0) + log1p(exp(-fabs({0})))"}, np.exp),
+    Scalar("floor",    1, np.floor,              {"biu": "{0}", F: "floor({0})"}, np.floor),
+    Scalar("ceil",     1, np.ceil,               {"biu": "{0}", F: "ceil({0})"}, np.ceil),
+    Scalar("round",    1, np.round,              {"iu": "{0}", F: "rint({0})"}, "same"),
+    Scalar("eq",       2, np.equal,              {ALL_REAL + "c": "{0} == {1}"}, np.equal),
+    Scalar("neq",      2, np.not_equal,          {ALL_REAL + "c": "{0} != {1}"}, np.not_equal),
+    Scalar("lt",       2, np.less,               {ALL_REAL: "{0} < {1}"}, np.less),
+    Scalar("gt",       2, np.greater,            {ALL_REAL: "{0} > {1}"}, np.greater),
+    Scalar("le",       2, np.less_equal,         {ALL_REAL: "{0} <= {1}"}, np.less_equal),
+    Scalar("ge",       2, np.greater_equal,      {ALL_REAL: "{0} >= {1}"}, np.greater_equal),
+    Scalar("and_",     2, np.bitwise_and,        {"biu": "{0} & {1}"}, np.bitwise_and),
+    Scalar("or_",      2, np.bitwise_or,         {"biu": "{0} | {1}"}, np.bitwise_or),
+    Scalar("xor",      2, np.bitwise_xor,        {"biu": "{0} ^ {1}"}, np.bitwise_xor),
+    Scalar("invert",   1, np.invert,             {"b": "!{0}", "iu": "~{0}"}, np.invert),
+    Scalar("switch",   3, np.where,              {"biufc": "{0} ? {1} : {2}"}, "where"),
+    Scalar("cast",     1, lambda x: x,           {"biufc": "{0}"}, "cast"),
+]
+
+SCALARS = {row.name: row for row in ROWS}

@@ -1,0 +1,159 @@
+"""Tensor variables and constants: Python operators, methods, and conversion of plain values."""
+
+from __future__ import annotations
+
+import numbers
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Constant, Variable
+from .type import TensorType
+
+
+class _TensorOps:
+    """Operators and methods shared by every tensor-valued variable (Theano's _tensor_py_operators)."""
+
+    # numpy must defer to us so that `ndarray + var` builds a graph
+    __array_priority__ = 1000
+    __array_ufunc__ = None
+
+    @property
+    def dtype(self) -> str:
+        return self.type.dtype
+
+    @property
+    def ndim(self) -> int:
+        return self.type.ndim
+
+    @property
+    def broadcastable(self) -> tuple:
+        return self.type.broadcastable
+
+    def __add__(self, o): return _m().add(self, o)
+    def __radd__(self, o): return _m().add(o, self)
+    def __sub__(self, o): return _m().sub(self, o)
+    def __rsub__(self, o): return _m().sub(o, self)
+    def __mul__(self, o): return _m().mul(self, o)
+    def __rmul__(self, o): return _m().mul(o, self)
+    def __truediv__(self, o): return _m().true_div(self, o)
+    def __rtruediv__(self, o): return _m().true_div(o, self)
+    def __floordiv__(self, o): return _m().floor_div(self, o)
+    def __rfloordiv__(self, o): return _m().floor_div(o, self)
+    def __mod__(self, o): return _m().mod(self, o)
+    def __rmod__(self, o): return _m().mod(o, self)
+    def __pow__(self, o): return _m().pow(self, o)
+    def __rpow__(self, o): return _m().pow(o, self)
+    def __neg__(self): return _m().neg(self)
+    def __pos__(self): return self
+    def __abs__(self): return _m().abs(self)
+    def __lt__(self, o): return _m().lt(self, o)
+    def __le__(self, o): return _m().le(self, o)
+    def __gt__(self, o): return _m().gt(self, o)
+    def __ge__(self, o): return _m().ge(self, o)
+    def __and__(self, o): return _m().and_(self, o)
+    def __rand__(self, o): return _m().and_(o, self)
+    def __or__(self, o): return _m().or_(self, o)
+    def __ror__(self, o): return _m().or_(o, self)
+    def __xor__(self, o): return _m().xor(self, o)
+    def __rxor__(self, o): return _m().xor(o, self)
+    def __invert__(self): return _m().invert(self)
+
+    # == stays identity (variables are dict keys), as in Theano: use T.eq for the elementwise test
+    __hash__ = object.__hash__
+
+    def __bool__(self):
+        raise TypeError("a symbolic variable has no truth value; use T.switch / T.eq / T.neq "
+                        "to express conditions on tensors")
+
+    def __iter__(self):
+        raise TypeError("a symbolic tensor cannot be iterated; index it instead")
+
+    def __len__(self):
+        raise TypeError("a symbolic tensor has no len(); use T.shape(x)[0]")
+
+    @property
+    def T(self): return _m().transpose(self)
+
+    def transpose(self, *axes):
+        return _m().transpose(self, axes[0] if len(axes) == 1 else (axes or None))
+
+    def dimshuffle(self, *pattern):
+        if len(pattern) == 1 and isinstance(pattern[0], (list, tuple)):
+            pattern = tuple(pattern[0])
+        return _m().dimshuffle(self, pattern)
+
+    def astype(self, dtype): return _m().cast(self, dtype)
+
+
+def _m():
+    from . import math
+
+    return math
+
+
+class TensorVariable(_TensorOps, Variable):
+    """A symbolic tensor: an input of a function, or the result of an operation."""
+
+    def __reduce__(self):
+        if self.owner is None:
+            return TensorVariable, (self.type, None, None, self.name)
+        return _rebuild_output, (self.owner.op, self.owner.inputs, self.index, self.name)
+
+
+def _rebuild_output(op, inputs, index, name):
+    out = op.make_node(*inputs).outputs[index]
+    out.name = name
+    return out
+
+
+class TensorConstant(_TensorOps, Constant):
+    """A constant tensor; `weak` marks a python scalar whose dtype the operation decides (numpy 2)."""
+
+    def __init__(self, type, data, name=None, weak=False):
+        super().__init__(type, data, name)
+        self.weak = weak
+
+    def __reduce__(self):
+        return TensorConstant, (self.type, self.data, self.name, self.weak)
+
+    def signature(self) -> str:
+        return f"{self.type.signature()}{'~' if self.weak else ''}"
+
+
+def is_weak(var) -> bool:
+    return getattr(var, "weak", False)
+
+
+def constant(value, name=None, dtype=None) -> TensorConstant:
+    """A TensorConstant holding a read-only copy of `value`; length-1 dimensions are broadcastable."""
+    arr = np.array(value, dtype=dtype)
+    if arr.dtype.kind not in "biufc":
+        raise TypeError(f"cannot make a tensor constant from {value!r} (dtype {arr.dtype})")
+    arr = arr.astype(dtypes.canonical(arr.dtype), copy=False)
+    arr.setflags(write=False)
+    return TensorConstant(TensorType(arr.dtype.name, tuple(s == 1 for s in arr.shape)), arr, name)
+
+
+def as_tensor_variable(x, name=None, ndim=None) -> Variable:
+    """`x` itself if symbolic; python numbers become weak constants, arrays and lists strong ones."""
+    if isinstance(x, Variable):
+        if not isinstance(x.type, TensorType):
+            raise TypeError(f"{x!r} is not a tensor variable")
+        var = x
+    elif isinstance(x, (bool, np.bool_)):
+        var = constant(bool(x), name=name)
+    elif isinstance(x, numbers.Number) and not isinstance(x, np.generic):
+        kind = complex if isinstance(x, complex) else float if isinstance(x, float) else int
+        dtype = {int: "int64", float: "float64", complex: "complex128"}[kind]
+        if kind is int and not -2**63 <= x < 2**63:
+            raise OverflowError(f"Python integer {x} does not fit in int64")
+        var = constant(np.asarray(x, dtype=dtype), name=name)
+        var.weak = True
+    elif isinstance(x, (np.ndarray, np.generic, list, tuple)):
+        var = constant(x, name=name)
+    else:
+        raise TypeError(f"cannot convert {type(x).__name__} {x!r} to a tensor variable")
+    if ndim is not None and var.ndim != ndim:
+        raise TypeError(f"expected a {ndim}-d tensor, got {var!r} with {var.ndim} dimensions")
+    return var
