@@ -7,10 +7,14 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .codegen.lower import lower
+from .compile.build import build_c
 from .config import config
 from .graph import Constant, FunctionGraph, Variable, clone_replace, toposort
 from .printing import graph_lines
+from .reference import PyRunner
 from .rewrite import optimize
+from .runtime import CRunner
 from .sharedvar import SharedVariable, shared  # noqa: F401  (gencomp.function.shared)
 from .tensor.variable import as_tensor_variable, is_weak
 
@@ -111,9 +115,9 @@ class Function:
         optimize(self.fgraph, snapshot.optimizer)
         self._updated = [v for v, _ in update_pairs]
         self._n_outputs = len(out_vars)
-        self._filters = [(i.variable.type, i.name or f"input {k}",
-                          allow_downcast if i.allow_downcast is None else bool(i.allow_downcast))
-                         for k, i in enumerate(self.inputs)]
+        self._converters = [_converter(i.variable.type, i.name or f"input {k}",
+                                       allow_downcast if i.allow_downcast is None else bool(i.allow_downcast))
+                            for k, i in enumerate(self.inputs)]
         self._positions = {i.name: k for k, i in enumerate(self.inputs) if i.name}
         self.source = self.source_path = self.cache_key = None
         self.cache_hit = False
@@ -170,16 +174,10 @@ class Function:
                 warnings.warn(msg, stacklevel=4)
 
     def _build(self, snapshot):
-        from .reference import PyRunner
-
         if snapshot.device == "py":
             return PyRunner(self.fgraph)
         if snapshot.device == "cuda":
             raise NotImplementedError("device='cuda' is not available yet in this version of gencomp")
-        from .codegen.lower import lower
-        from .compile.build import build_c
-        from .runtime import CRunner
-
         plan = lower(self.fgraph)
         entry, ffi, fn, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
         self.cache_key, self.cache_hit = entry.key, hit
@@ -232,15 +230,9 @@ class Function:
         return values
 
     def __call__(self, *args, **kwargs):
-        if kwargs or len(args) != len(self._filters):
+        if kwargs or len(args) != len(self._converters):
             args = self._bind(args, kwargs)
-        values = []
-        for (type_, label, downcast), value in zip(self._filters, args):
-            if (type(value) is np.ndarray and value.dtype is type_.numpy_dtype
-                    and value.ndim == type_.ndim and value.flags.aligned):
-                values.append(value)
-            else:
-                values.append(type_.filter(value, label, downcast))
+        values = [convert(value) for convert, value in zip(self._converters, args)]
         for var in self._shared:
             values.append(var._value)
         results = self._runner(values)
@@ -255,6 +247,25 @@ class Function:
 
     def __repr__(self):
         return f"<gencomp.Function {self.name}: {len(self.inputs)} inputs, {self._n_outputs} outputs>"
+
+
+def _converter(type_, label: str, allow_downcast: bool):
+    """The argument check of one input: a fast path for the common exact cases, else TensorType.filter."""
+    dtype, ndim, slow = type_.numpy_dtype, type_.ndim, type_.filter
+    native = {"float64": float, "int64": int, "bool": bool}.get(type_.dtype) if ndim == 0 else None
+
+    def convert(value):
+        kind = type(value)
+        if kind is np.ndarray:
+            if value.dtype is dtype and value.ndim == ndim and value.flags.aligned:
+                return value
+        elif kind is native:
+            arr = np.array(value)
+            if arr.dtype is dtype:
+                return arr
+        return slow(value, label, allow_downcast)
+
+    return convert
 
 
 def _rebuild_function(inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast):

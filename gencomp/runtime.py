@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .codegen.c import ShapeError
+from .codegen.lower import ShapeError
 
 
 def _shape_function(sources):
@@ -37,15 +37,16 @@ class CRunner:
         outs = [np.empty(shape(full), dtype) for dtype, shape in self.outputs]
         from_buffer = self.from_buffer
         cargs = []
+        append = cargs.append
         for a in full:
             try:
-                cargs.append(from_buffer(a))
+                append(from_buffer(a))
             except (ValueError, TypeError, BufferError):      # not C-contiguous: pass its address
-                cargs.append(self.cast("void *", a.ctypes.data))
+                append(self.cast("void *", a.ctypes.data))
             cargs += a.shape
             cargs += a.strides
         for o in outs:
-            cargs.append(from_buffer(o))
+            append(from_buffer(o))
             cargs += o.shape
         rc = self.fn(*cargs)
         if rc:

@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from . import render
-from .lower import Plan, compute_dtypes
+from .lower import Plan, ShapeError, compute_dtypes
 
 
 @dataclass(frozen=True)
@@ -46,16 +46,6 @@ class CStmt:
 class Store:
     target: str
     value: str
-
-
-@dataclass(frozen=True)
-class ShapeError:
-    """What failed when gc_main returns a check code: arg `arg` dim `dim` vs 1 or vs a loop dim source."""
-
-    arg: int
-    dim: int
-    source: tuple | None      # (arg, dim) whose length the loop uses, None when it must be 1
-    output: int
 
 
 def comment_text(text: str) -> str:

@@ -54,6 +54,16 @@ class Kernel:
     sources: tuple = ()                            # loop dim d -> (arg index, array dim) or None
 
 
+@dataclass(frozen=True)
+class ShapeError:
+    """What failed when gc_main returns a check code: arg `arg` dim `dim` vs 1 or vs a loop dim source."""
+
+    arg: int
+    dim: int
+    source: tuple | None      # (arg, dim) whose length the loop uses, None when it must be 1
+    output: int
+
+
 @dataclass
 class Plan:
     args: list
@@ -69,6 +79,11 @@ def _sanitize(name: str | None, fallback: str) -> str:
     if not clean or not (clean[0].isalpha() or clean[0] == "_"):
         clean = "v_" + clean
     return clean[:32]
+
+
+def _input_label(var, position: int) -> str:
+    kind = "shared variable" if hasattr(var, "get_value") else "input"
+    return f"{kind} {var.name!r}" if var.name else f"{kind} at position {position}"
 
 
 def is_literal(var) -> bool:
@@ -87,7 +102,7 @@ def lower(fgraph) -> Plan:
 
     for i, var in enumerate(fgraph.inputs):
         arg_of[id(var)] = len(args)
-        args.append(Arg("input", unique(_sanitize(var.name, f"in{i}")), var.name or f"input {i}",
+        args.append(Arg("input", unique(_sanitize(var.name, f"in{i}")), _input_label(var, i),
                         var.dtype, var.broadcastable))
     for node in fgraph.toposort():
         for inp in node.inputs:
