@@ -40,6 +40,8 @@ def machine():
         f"(mode={U.PYTENSOR_MODE}: C backend), gencomp {gver}",
         f"- C compiler: {sh('gcc --version | head -1')}",
         f"- repo: {commit}{dirty}",
+        f"- load average (1, 5, 15 min) at the end of the run: {os.getloadavg()} "
+        "(other work on this 2-core machine inflates medians; mins are shown too)",
         f"- environment: {ENV or 'no OPENBLAS_/OMP_/MKL_/GENCOMP_/PYTENSOR_ variables set'}",
         ""])
 

@@ -167,7 +167,7 @@ class Function:
         used |= {id(t) for t in targets}
         for var in explicit:
             if id(var) not in used:
-                msg = (f"input {var!r} is not used to compute any output or update; remove it, or "
+                msg = (f"input {_quoted(var)} is not used to compute any output or update; remove it, or "
                        f"pass on_unused_input='warn' or 'ignore' to function()")
                 if policy == "raise":
                     raise UnusedInputError(msg)
@@ -273,6 +273,10 @@ def _rebuild_function(inputs, outputs, updates, givens, name, snapshot, on_unuse
 
 
 _MISSING = object()
+
+
+def _quoted(var) -> str:
+    return repr(var.name) if var.name else repr(var)
 
 
 def as_input(var):

@@ -14,6 +14,9 @@ from . import cache, cc
 _LOADED: dict = {}        # (cache root, key) -> (entry, ffi, fn): one dlopen per process
 
 
+_NOT_CODEGEN = {"cli.py", "demo.py", "__main__.py"}     # cannot change what gets compiled
+
+
 @functools.lru_cache(maxsize=None)
 def code_fingerprint() -> str:
     """SHA-256 of gencomp's own sources and templates: any change to the compiler changes every key."""
@@ -22,7 +25,8 @@ def code_fingerprint() -> str:
 
     package = Path(__file__).resolve().parent.parent
     h = hashlib.sha256(__version__.encode())
-    for path in sorted([*package.rglob("*.py"), *templates_dir().rglob("*.j2")]):
+    sources = [p for p in package.rglob("*.py") if p.name not in _NOT_CODEGEN]
+    for path in sorted([*sources, *templates_dir().rglob("*.j2")]):
         h.update(path.name.encode())
         h.update(path.read_bytes())
     return h.hexdigest()
