@@ -7,6 +7,7 @@ DimShuffles never produce code: they change how a leaf array is indexed.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -75,7 +76,7 @@ class Plan:
 def _sanitize(name: str | None, fallback: str) -> str:
     if not name:
         return fallback
-    clean = "".join(c if c.isalnum() or c == "_" else "_" for c in name)
+    clean = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
     if not clean or not (clean[0].isalpha() or clean[0] == "_"):
         clean = "v_" + clean
     return clean[:32]
