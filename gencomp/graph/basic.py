@@ -44,7 +44,10 @@ class Constant(Variable):
     def __repr__(self):
         if self.name is not None:
             return self.name
-        text = str(self.data).replace("\n", " ")
+        data = self.data
+        if getattr(data, "size", 0) == 1:
+            data = data.reshape(()).item()
+        text = str(data).replace("\n", " ")
         return text if len(text) <= 20 else text[:17] + "..."
 
 
