@@ -21,7 +21,7 @@ import time
 
 from . import __version__
 from .compile import cache, cc
-from .config import config
+from .config import checkout_cache_dir, config
 
 _SIZE = re.compile(r"(\d+(?:\.\d+)?)\s*([kmgt]?)(?:i?b)?", re.IGNORECASE)
 _SIZE_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
@@ -89,7 +89,7 @@ def _print_fields(fields) -> None:
 # ---- gencomp cache ... -------------------------------------------------------------------
 
 def _root():
-    return cache.ensure_root(config.cache_dir)
+    return cache.ensure_root(config.cache_dir, owned_default=config.cache_dir == checkout_cache_dir())
 
 
 def cmd_list(args) -> int:
@@ -119,7 +119,7 @@ def _find_one(root, prefix: str) -> cache.EntryInfo:
 
 
 def cmd_show(args) -> int:
-    entry = _find_one(_root(), args.key)
+    entry = _find_one(_root(), args.key.strip().lower())
     try:
         meta = json.loads((entry.path / cache.META).read_text(encoding="utf-8"))
         source_name = meta["files"]["source"]

@@ -7,6 +7,7 @@ Only this module reads the environment (GENCOMP_FLAGS, GENCOMP_CACHE_DIR), once,
 from __future__ import annotations
 
 import dataclasses
+import functools
 import os
 from pathlib import Path
 
@@ -42,11 +43,19 @@ def _parse_bool(name: str, value) -> bool:
     raise ValueError(f"config flag {name!r} expects a boolean, got {value!r}")
 
 
-def default_cache_dir() -> str:
-    """The checkout's top-level cache/ when running from a checkout, else the user cache folder."""
+@functools.lru_cache(maxsize=None)
+def checkout_cache_dir() -> str | None:
+    """The top-level cache/ of the checkout gencomp runs from, if it runs from one."""
     checkout_cache = Path(__file__).resolve().parent.parent / "cache"
     if (checkout_cache / "README.md").is_file() and (checkout_cache.parent / "pyproject.toml").is_file():
         return str(checkout_cache)
+    return None
+
+
+def default_cache_dir() -> str:
+    """The checkout's top-level cache/ when running from a checkout, else the user cache folder."""
+    if checkout_cache_dir() is not None:
+        return checkout_cache_dir()
     import platformdirs
 
     return platformdirs.user_cache_dir("gencomp")

@@ -28,6 +28,8 @@ dropped silently):
 from __future__ import annotations
 
 import itertools
+import warnings
+import zlib
 
 import numpy as np
 import pytest
@@ -48,6 +50,10 @@ TOL = {
 }
 # Transcendental complex functions go through different libm paths in numpy and C; a little slack.
 COMPLEX_TRANSCENDENTAL_RTOL = {"complex64": 1e-4, "complex128": 1e-10}
+
+# maximum / minimum of 0.0 and -0.0: IEEE 754 leaves the sign open and numpy's SIMD loops return the
+# second operand, so the sign of a zero result is not compared for these (it is for every other real op).
+UNSPECIFIED_ZERO_SIGN = {"maximum", "minimum"}
 
 # A python constant of the dtype's kind: stays weak (an fvector op 0.1 is float32).
 WEAK_CONSTANT = {"b": True, "i": 3, "u": 3, "f": 0.1, "c": 0.5 - 2j}
@@ -84,7 +90,9 @@ def _widen(d: np.dtype) -> np.dtype:
 def numpy_loop(row, args):
     """(numpy compute dtypes of the inputs, numpy result dtype), float16 widened to float32."""
     typing = row.typing
-    sig = [a.dtype if isinstance(a, np.ndarray) else type(a) for a in args]
+    # python bool is bool (the lowest dtype); python int / float / complex are weak (numpy 2)
+    sig = [a.dtype if isinstance(a, np.ndarray) else np.dtype(bool) if isinstance(a, bool) else type(a)
+           for a in args]
     if typing == "same":
         return [sig[0]], sig[0]
     if typing == "where":
@@ -99,9 +107,13 @@ def numpy_expected(row, args):
     """The row's numpy reference on `args` (arrays or python scalars), computed in numpy's compute dtypes."""
     ins, out = numpy_loop(row, args)
     cast = [a.astype(d) if isinstance(a, np.ndarray) else a for a, d in zip(args, ins)]
+    arrays = [a for a in cast if isinstance(a, np.ndarray)]
+    scalar = bool(arrays) and all(a.ndim == 0 for a in arrays)
+    if scalar:   # numpy's 0-d path can differ from its array loops (float32 pow(-inf, 0.5)): use the latter
+        cast = [a.reshape(1) if isinstance(a, np.ndarray) else a for a in cast]
     with np.errstate(all="ignore"):
-        result = row.ref(*cast)
-    return np.asarray(result).astype(out)
+        result = np.asarray(row.ref(*cast)).astype(out)
+    return result.reshape(()) if scalar else result
 
 
 def expected_defined(row, dtype: str) -> tuple[bool, str]:
@@ -121,7 +133,7 @@ def expected_defined(row, dtype: str) -> tuple[bool, str]:
 
 # ------------------------------------------------------------------------------------------ comparison
 
-def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None) -> list[str]:
+def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_sign=True) -> list[str]:
     """Mismatch descriptions (empty when equal within the dtype's tolerance)."""
     if not isinstance(actual, np.ndarray):
         return [f"{label}: result is {type(actual).__name__}, not an ndarray"]
@@ -146,9 +158,9 @@ def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None) -> li
             finite = np.isfinite(x) & np.isfinite(e)
             with np.errstate(all="ignore"):
                 bad |= finite & (np.abs(x - e) > a + r * np.abs(e))
-            # signed zeros: -0.0 where numpy gives -0.0
-            zeros = finite & (x == 0) & (e == 0)
-            bad |= zeros & (np.signbit(x) != np.signbit(e))
+            if zero_sign and kind == "f":     # -0.0 exactly where numpy gives -0.0
+                zeros = finite & (x == 0) & (e == 0)
+                bad |= zeros & (np.signbit(x) != np.signbit(e))
     if mask is not None:
         bad &= mask
     if not bad.any():
@@ -231,15 +243,16 @@ def pattern_data(pname, kinds, dtype, dataset, rng):
 def restrict_domain(row, dtype, position, value):
     """Map values outside the op's numpy domain to ones inside it (see the module docstring)."""
     if row.name == "pow" and position == 1 and np.dtype(dtype).kind == "i" and isinstance(value, np.ndarray):
-        return value & np.iinfo(dtype).max          # non-negative exponents: numpy raises on negative ones
+        return np.asarray(value & np.iinfo(dtype).max)         # non-negative exponents: numpy raises on negative ones
     return value
 
 
-def noncontiguous(a):
-    """The same values as a view that is not C-contiguous (Fortran order or negative strides)."""
+def noncontiguous(a, transposed=False):
+    """The same values as a view that is not C-contiguous: Fortran order (a transposed C array) when
+    `transposed` and `a` is a true matrix, else a step -2 slice of a larger array."""
     if not isinstance(a, np.ndarray) or a.ndim == 0 or a.size == 0:
         return a
-    if a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 1 and a.shape[0] % 2:
+    if transposed and a.ndim == 2 and a.shape[0] > 1 and a.shape[1] > 1:
         view = np.asfortranarray(a)                       # a transposed C array
     else:
         big = np.ones(tuple(2 * s for s in a.shape), a.dtype)
@@ -312,14 +325,14 @@ def test_op_dtype(row, dtype):
         rtol = COMPLEX_TRANSCENDENTAL_RTOL[dtype]
     failures = []
     for dataset in ("edges", "strided", "empty"):
-        rng = np.random.default_rng(abs(hash((row.name, dtype, dataset))) % 2**32)
+        rng = np.random.default_rng(zlib.crc32(f"{row.name}/{dtype}/{dataset}".encode()))
         values = [None] * len(inputs)
         args_by_pattern = []
         for pname, kinds, slots in plan:
             data = pattern_data(pname, kinds, dtype, "empty" if dataset == "empty" else "edges", rng)
             data = [restrict_domain(row, dtype, p, v) for p, v in enumerate(data)]
             if dataset == "strided":
-                data = [noncontiguous(v) for v in data]
+                data = [noncontiguous(v, transposed=(p == 0)) for p, v in enumerate(data)]
             for slot, v in zip(slots, data):
                 if slot is not None:
                     values[slot] = v
@@ -347,21 +360,18 @@ def check_cast(row, dtype):
     n = len(edges)
     failures = []
     for dataset in ("edges", "strided", "empty"):
-        vals = [np.array(edges[-1]), edges, _grid(edges, 0, n).T.copy() if n % 2 else _grid(edges, 1, n),
-                edges[None, :], edges[:, None]]
+        vals = [np.array(edges[-1]), edges, np.resize(edges, (3, n)), edges[None, :], edges[:, None]]
         if dataset == "empty":
             vals = [vals[0], np.zeros(0, dtype), np.zeros((0, 3), dtype), np.zeros((1, 0), dtype),
                     np.zeros((0, 1), dtype)]
         if dataset == "strided":
-            vals = [noncontiguous(v) for v in vals]
+            vals = [noncontiguous(v, transposed=True) for v in vals]
         results = f(*vals)
         pairs = [(x, t) for x in vals for t in DTYPES] + [(vals[1], t) for t in DTYPES]
-        for (x, t), res, var in zip(pairs, results, [None] * len(pairs)):
-            with np.errstate(all="ignore"):
-                import warnings
-                with warnings.catch_warnings():
-                    warnings.simplefilter("ignore")
-                    exp = x.astype(t)
+        for (x, t), res in zip(pairs, results):
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")       # ComplexWarning: numpy drops the imaginary part
+                exp = x.astype(t)
             mask = None
             if np.dtype(t).kind in "iu" and x.dtype.kind in "fc":
                 real = np.real(x).astype(np.float64) if x.size else np.zeros(x.shape)

@@ -8,6 +8,7 @@ import hashlib
 import shlex
 from pathlib import Path
 
+from ..config import checkout_cache_dir
 from ..graph.hashing import canonical_lines, sha256_key
 from . import cache, cc
 
@@ -42,7 +43,7 @@ def cache_key(fgraph, snapshot, backend: str) -> str:
 def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
     """(entry, ffi, C function, library, cache_hit) for `plan`, compiling it only when the cache lacks it."""
     key = cache_key(fgraph, snapshot, "c")
-    root = cache.ensure_root(snapshot.cache_dir)
+    root = cache.ensure_root(snapshot.cache_dir, owned_default=snapshot.cache_dir == checkout_cache_dir())
     loaded = _LOADED.get((str(root), key))
     if loaded is not None and (loaded[0].path / cache.META).is_file():
         return (*loaded, True)
@@ -64,8 +65,8 @@ def _build_entry(folder: Path, plan, snapshot, key, name, graph_text) -> dict:
 
     source, cdef, errors = render_module(plan, key, name, graph_text)
     (folder / "module.c").write_text(source, encoding="utf-8")
-    cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, folder / "module.c", folder / "module.so")
-    seconds = cc.compile_library(cmd, folder / "module.c")
+    cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
+    seconds = cc.compile_library(cmd, folder)
     cc.write_ffi_module(cdef, folder / "ffi.py")
     return {
         "name": name,

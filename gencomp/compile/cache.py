@@ -25,8 +25,12 @@ class CacheDirError(PermissionError):
     """The cache folder is unsafe to load code from (or cannot be created)."""
 
 
-def ensure_root(path) -> Path:
-    """The cache folder, created private (0700); refused if another user can write to it."""
+def ensure_root(path, owned_default: bool = False) -> Path:
+    """The cache folder, created private (0700); refused if another user can write to it.
+
+    `owned_default`: the checkout's own cache/ (made by git under the user's umask),
+    which gencomp may make private itself rather than refuse.
+    """
     root = Path(path)
     try:
         st = os.stat(root)
@@ -44,6 +48,9 @@ def ensure_root(path) -> Path:
         raise CacheDirError(f"gencomp cache folder {root} belongs to another user (uid {st.st_uid}); "
                             f"nothing in it is loaded. Use a folder of your own: set GENCOMP_CACHE_DIR "
                             f"or gencomp.config.cache_dir")
+    if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH) and owned_default:
+        os.chmod(root, stat.S_IMODE(st.st_mode) & ~(stat.S_IWGRP | stat.S_IWOTH))
+        st = os.stat(root)
     if st.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
         raise CacheDirError(f"gencomp cache folder {root} can be written by other users "
                             f"(mode {stat.S_IMODE(st.st_mode):o}); nothing in it is loaded. Fix it with "
@@ -164,8 +171,12 @@ def list_entries(root: Path) -> list[EntryInfo]:
                 meta = json.load(f)
         except (OSError, ValueError):
             pass
+        try:
+            mtime = child.stat().st_mtime
+        except FileNotFoundError:          # removed by another process meanwhile
+            continue
         result.append(EntryInfo(child.name, child, str(meta.get("name", "?")), str(meta.get("backend", "?")),
-                                _folder_size(child), child.stat().st_mtime, bool(meta)))
+                                _folder_size(child), mtime, bool(meta)))
     result.sort(key=lambda e: (-e.mtime, e.key))
     return result
 
@@ -180,7 +191,11 @@ def remove_all(root: Path) -> int:
         discard(root, entry.key)
         count += 1
     for child in root.iterdir() if root.is_dir() else ():
-        if child.name.startswith((".tmp-", ".trash-")) and time.time() - child.stat().st_mtime > 3600:
+        try:
+            stale = time.time() - child.stat().st_mtime > 3600
+        except FileNotFoundError:
+            continue
+        if child.name.startswith((".tmp-", ".trash-")) and stale:
             shutil.rmtree(child, ignore_errors=True)
     return count
 

@@ -50,19 +50,20 @@ def supports_openmp(cc: str) -> bool:
     return probe.returncode == 0
 
 
-def command(cc: str, cflags: str, openmp: bool, source: Path, output: Path) -> list[str]:
+def command(cc: str, cflags: str, openmp: bool, source: str, output: str) -> list[str]:
+    """The compiler command line; file names are relative to the entry folder it runs in."""
     cmd = [compiler_path(cc), *shlex.split(cflags)]
     if openmp and supports_openmp(cc):
         cmd.append("-fopenmp")
-    return cmd + ["-o", str(output), str(source), "-lm"]
+    return cmd + ["-o", output, source, "-lm"]
 
 
-def compile_library(cmd: list[str], source: Path) -> float:
-    """Run the compiler; seconds taken. CompileError with the compiler's message on failure."""
+def compile_library(cmd: list[str], folder: Path) -> float:
+    """Run the compiler in `folder`; seconds taken. CompileError with the compiler's message on failure."""
     start = time.perf_counter()
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=folder)
     if proc.returncode != 0:
-        raise CompileError(f"compiling {source} failed ({shlex.join(cmd)}):\n{proc.stderr.strip()}")
+        raise CompileError(f"compiling {folder} failed ({shlex.join(cmd)}):\n{proc.stderr.strip()}")
     return time.perf_counter() - start
 
 
