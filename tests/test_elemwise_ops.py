@@ -20,6 +20,8 @@ dropped silently):
 * integer `pow` with a negative exponent: numpy raises ValueError, so there is
   no reference; those exponents are mapped to non-negative ones (the base keeps
   its sign);
+* complex `pow` results that overflow in both parts: the signs of the two infinities follow a phase
+  that numpy computes in low precision, so any doubly-infinite result matches another;
 * `cast` from float/complex to an integer type of a value outside the target's
   range (or nan/inf): numpy and C both leave it undefined; those elements are
   masked out of the comparison (the call must still succeed).
@@ -48,7 +50,8 @@ TOL = {
     "complex64": (1e-5, 1e-30),
     "complex128": (1e-12, 1e-300),
 }
-# Transcendental complex functions go through different libm paths in numpy and C; a little slack.
+# Transcendental complex functions go through different libm paths in numpy and C; a little slack
+# (numpy's complex64 pow of 1j ** 1000 is off by 6e-5, for one).
 COMPLEX_TRANSCENDENTAL_RTOL = {"complex64": 1e-4, "complex128": 1e-10}
 
 # maximum / minimum of 0.0 and -0.0: IEEE 754 leaves the sign open and numpy's SIMD loops return the
@@ -133,7 +136,8 @@ def expected_defined(row, dtype: str) -> tuple[bool, str]:
 
 # ------------------------------------------------------------------------------------------ comparison
 
-def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_sign=True) -> list[str]:
+def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_sign=True,
+            inf_direction=True) -> list[str]:
     """Mismatch descriptions (empty when equal within the dtype's tolerance)."""
     if not isinstance(actual, np.ndarray):
         return [f"{label}: result is {type(actual).__name__}, not an ndarray"]
@@ -149,6 +153,9 @@ def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_
         r = rtol or r
         bad = np.zeros(expected.shape, bool)
         parts = (lambda z: (z.real, z.imag)) if kind == "c" else (lambda z: (z,))
+        # relative to the modulus: a complex result is as accurate as its larger component
+        with np.errstate(all="ignore"):
+            scale = np.abs(expected.astype(np.complex128 if kind == "c" else np.float64))
         for x, e in zip(parts(actual), parts(expected)):
             x, e = x.astype(np.float64), e.astype(np.float64)
             xn, en = np.isnan(x), np.isnan(e)
@@ -157,10 +164,14 @@ def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_
             bad |= (np.isinf(x) | np.isinf(e)) & ~(both_inf & (x == e))
             finite = np.isfinite(x) & np.isfinite(e)
             with np.errstate(all="ignore"):
-                bad |= finite & (np.abs(x - e) > a + r * np.abs(e))
+                bad |= finite & (np.abs(x - e) > a + r * np.where(np.isfinite(scale), scale, np.abs(e)))
             if zero_sign and kind == "f":     # -0.0 exactly where numpy gives -0.0
                 zeros = finite & (x == 0) & (e == 0)
                 bad |= zeros & (np.signbit(x) != np.signbit(e))
+        if kind == "c" and not inf_direction:
+            # an overflowed complex (both parts infinite): the signs come from an ill-conditioned phase
+            bad &= ~(np.isinf(actual.real) & np.isinf(actual.imag)
+                     & np.isinf(expected.real) & np.isinf(expected.imag))
     if mask is not None:
         bad &= mask
     if not bad.any():
@@ -345,7 +356,9 @@ def test_op_dtype(row, dtype):
         for (pname, _, _), data, res in zip(plan, args_by_pattern, results):
             exp = numpy_expected(row, data)
             failures += compare(res, exp, f"{row.name}[{dtype}] {pname} ({dataset})",
-                                inputs=[d for d in data if isinstance(d, np.ndarray)], rtol=rtol)
+                                inputs=[d for d in data if isinstance(d, np.ndarray)], rtol=rtol,
+                                zero_sign=row.name not in UNSPECIFIED_ZERO_SIGN,
+                                inf_direction=row.name != "pow")
     assert not failures, "\n".join(failures[:12])
 
 
