@@ -179,10 +179,10 @@ class Function:
         if snapshot.device == "cuda":
             raise NotImplementedError("device='cuda' is not available yet in this version of gencomp")
         plan = lower(self.fgraph)
-        entry, ffi, fn, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
+        entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
-        return CRunner(plan, ffi, fn, lib, entry.meta["errors"])
+        return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"])
 
     @property
     def source(self):

@@ -1,60 +1,99 @@
-"""Calling a compiled module: numpy arrays in, C arguments packed, fresh output arrays out."""
+"""Calling a compiled module: run a Plan's steps on numpy arrays (C kernels through cffi, host ops in numpy)."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .codegen.lower import ShapeError
+from .codegen.lower import HostStep, ShapeError
 
 
 def _shape_function(sources):
-    """A function from the argument arrays to one output's shape (loop dim d from sources[d])."""
+    """A function from the call's arrays to a result shape (dim d of array sources[d][0], or 1)."""
     # built from integers only: one attribute lookup per dimension, no loop at call time
     parts = [f"v[{s[0]}].shape[{s[1]}]" if s is not None else "1" for s in sources]
     return eval(f"lambda v: ({', '.join(parts)}{',' if len(parts) == 1 else ''})")  # noqa: S307
 
 
-class CRunner:
-    """Runs a C entry point: one call computes every output (and every update)."""
+class _KernelCall:
+    """One C kernel: which arrays it reads (data, shape, strides) and which it writes."""
 
-    def __init__(self, plan, ffi, fn, lib, errors):
+    def __init__(self, kernel, args, fn):
         self.fn = fn
-        self.lib = lib            # keeps the shared library loaded while this runner lives
-        self.from_buffer = ffi.from_buffer
-        self.cast = ffi.cast
-        self.constants = list(plan.constants)
+        self.reads = list(dict.fromkeys(leaf.arg for leaf in kernel.leaves))
+        self.strides = {leaf_arg: sorted({l.axes[d] for l in kernel.leaves if l.arg == leaf_arg
+                                          for d in range(kernel.ndim) if l.axes[d] is not None})
+                        for leaf_arg in self.reads}
+        self.writes = [a for a, _ in kernel.stores]
+        self.dtypes = [np.dtype(args[a].dtype) for a in self.writes]
+        sources = [kernel.sources[d] for d in kernel.out_dims()]
+        if kernel.reduce is not None:
+            self.shape = _shape_function(sources)
+            self.loop_dims = None
+        else:
+            self.shape = _shape_function(sources)
+            self.loop_dims = kernel.ndim
+        # elementwise kernels take the loop lengths after the inputs; reductions read them from leaves
+        self.pass_shape = kernel.reduce is None
+
+
+class CRunner:
+    """Runs a Plan: each call allocates the results, fills temporaries and outputs step by step."""
+
+    def __init__(self, plan, ffi, lib, errors, kernel_names):
+        self.lib = lib                # keeps the shared library loaded while this runner lives
+        self.from_buffer, self.cast = ffi.from_buffer, ffi.cast
         self.args = plan.args
+        const_args = [i for i, a in enumerate(plan.args) if a.role == "const"]
+        self.n_inputs = sum(1 for a in plan.args if a.role == "input")
+        self.rest = [None] * (len(plan.args) - self.n_inputs)     # values of args after the inputs
+        for index, value in zip(const_args, plan.constants):
+            self.rest[index - self.n_inputs] = value
         self.errors = [e if isinstance(e, ShapeError) else ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3])
                        for e in errors]
-        sources = {}
-        for kernel in plan.kernels:
-            for out_index, _ in kernel.stores:
-                sources[out_index] = kernel.sources
-        self.outputs = [(np.dtype(plan.args[i].dtype), _shape_function(sources[i])) for i in plan.output_args]
+        self.output_args = plan.output_args
+        functions = dict(zip(kernel_names, (getattr(lib, n) for n in kernel_names)))
+        self.steps = [s if isinstance(s, HostStep) else _KernelCall(s, plan.args, functions[s.name])
+                      for s in plan.steps]
+
+    def _pointer(self, a):
+        try:
+            return self.from_buffer(a)
+        except (ValueError, TypeError, BufferError):        # not C-contiguous: pass its address
+            return self.cast("void *", a.ctypes.data)
 
     def __call__(self, values: list) -> list:
-        full = values + self.constants if self.constants else values
-        outs = [np.empty(shape(full), dtype) for dtype, shape in self.outputs]
-        from_buffer = self.from_buffer
-        cargs = []
-        append = cargs.append
-        for a in full:
-            try:
-                append(from_buffer(a))
-            except (ValueError, TypeError, BufferError):      # not C-contiguous: pass its address
-                append(self.cast("void *", a.ctypes.data))
-            cargs += a.shape
-            cargs += a.strides
-        for o in outs:
-            append(from_buffer(o))
-            cargs += o.shape
-        rc = self.fn(*cargs)
-        if rc:
-            raise ValueError(self.describe(rc, full))
-        return outs
+        vals = values + self.rest
+        for step in self.steps:
+            if type(step) is HostStep:
+                results = step.node.op.perform(step.node, [vals[i] for i in step.inputs])
+                for index, result in zip(step.outputs, results):
+                    vals[index] = result
+                continue
+            shape = step.shape(vals)
+            cargs = []
+            for index in step.reads:
+                a = vals[index]
+                cargs.append(self._pointer(a))
+                cargs += a.shape
+                strides = a.strides
+                cargs += [strides[k] for k in step.strides[index]]
+            if step.pass_shape:
+                cargs += shape
+            for index, dtype in zip(step.writes, step.dtypes):
+                out = vals[index] = np.empty(shape, dtype)
+                cargs.append(self.from_buffer(out))
+            rc = step.fn(*cargs)
+            if rc:
+                raise self.error(rc, vals)
+        return [vals[i] for i in self.output_args]
 
-    def describe(self, code: int, full: list) -> str:
-        return shape_error_message(self.errors[code - 1], self.args, [a.shape for a in full])
+    def error(self, code: int, vals: list) -> Exception:
+        if code < 0:
+            return MemoryError("out of memory in a gencomp kernel")
+        err = self.errors[code - 1]
+        if err.dim < 0:
+            return ValueError(f"zero-size array to a reduction with no identity ({self.args[err.arg].label})")
+        return ValueError(shape_error_message(err, self.args, [getattr(v, "shape", None) for v in vals]))
 
 
 def shape_error_message(err: ShapeError, args, shapes) -> str:

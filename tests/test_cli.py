@@ -148,14 +148,14 @@ def test_show_by_prefix_prints_metadata_then_source(env):
                  "created:", "compile:", "command:", "graph:", "Elemwise"):
         assert text in summary
     assert source == (root(env) / key / "module.c").read_text()
-    assert "gc_main" in source
+    assert "gc_elemwise_0" in source
 
 
 def test_show_source_only(env):
     key, = compile_functions(env)
     proc = gencomp(env, "cache", "show", "--source-only", key)
     assert proc.returncode == 0 and proc.stdout == (root(env) / key / "module.c").read_text()
-    assert "gc_main" in proc.stdout and "key:" not in proc.stdout
+    assert "gc_elemwise_0" in proc.stdout and "key:" not in proc.stdout
 
 
 def test_show_unknown_key_is_one_line_exit_1(env):

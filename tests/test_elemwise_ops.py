@@ -20,11 +20,16 @@ dropped silently):
 * integer `pow` with a negative exponent: numpy raises ValueError, so there is
   no reference; those exponents are mapped to non-negative ones (the base keeps
   its sign);
-* complex `pow` results that overflow in both parts: the signs of the two infinities follow a phase
-  that numpy computes in low precision, so any doubly-infinite result matches another;
 * `cast` from float/complex to an integer type of a value outside the target's
   range (or nan/inf): numpy and C both leave it undefined; those elements are
-  masked out of the comparison (the call must still succeed).
+  masked out of the comparison (the call must still succeed);
+* the sign of a zero result of `maximum` / `minimum` of 0.0 and -0.0 (IEEE
+  leaves it open; numpy's SIMD loops return the second operand). The sign of
+  zero is compared for every other real-float result, not for complex ones.
+
+A float32 / complex64 result also passes when it matches numpy's double-precision
+result rounded to the dtype (numpy's complex64 pow, for one, loses 4 digits on
+(1000+1j) ** (-2.5+1000j)).
 """
 
 from __future__ import annotations
@@ -50,9 +55,6 @@ TOL = {
     "complex64": (1e-5, 1e-30),
     "complex128": (1e-12, 1e-300),
 }
-# Transcendental complex functions go through different libm paths in numpy and C; a little slack
-# (numpy's complex64 pow of 1j ** 1000 is off by 6e-5, for one).
-COMPLEX_TRANSCENDENTAL_RTOL = {"complex64": 1e-4, "complex128": 1e-10}
 
 # maximum / minimum of 0.0 and -0.0: IEEE 754 leaves the sign open and numpy's SIMD loops return the
 # second operand, so the sign of a zero result is not compared for these (it is for every other real op).
@@ -106,9 +108,15 @@ def numpy_loop(row, args):
     return resolved[:-1], resolved[-1]
 
 
-def numpy_expected(row, args):
-    """The row's numpy reference on `args` (arrays or python scalars), computed in numpy's compute dtypes."""
+_DOUBLE = {np.dtype("float32"): np.dtype("float64"), np.dtype("complex64"): np.dtype("complex128")}
+
+
+def numpy_expected(row, args, precise=False):
+    """The row's numpy reference on `args` (arrays or python scalars), computed in numpy's compute dtypes
+    (with `precise`, single-precision compute dtypes are raised to double; the result dtype is kept)."""
     ins, out = numpy_loop(row, args)
+    if precise:
+        ins = [_DOUBLE.get(np.dtype(d), d) if isinstance(d, np.dtype) else d for d in ins]
     cast = [a.astype(d) if isinstance(a, np.ndarray) else a for a, d in zip(args, ins)]
     arrays = [a for a in cast if isinstance(a, np.ndarray)]
     scalar = bool(arrays) and all(a.ndim == 0 for a in arrays)
@@ -136,15 +144,8 @@ def expected_defined(row, dtype: str) -> tuple[bool, str]:
 
 # ------------------------------------------------------------------------------------------ comparison
 
-def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_sign=True,
-            inf_direction=True) -> list[str]:
-    """Mismatch descriptions (empty when equal within the dtype's tolerance)."""
-    if not isinstance(actual, np.ndarray):
-        return [f"{label}: result is {type(actual).__name__}, not an ndarray"]
-    if actual.dtype != expected.dtype:
-        return [f"{label}: dtype {actual.dtype}, numpy gives {expected.dtype}"]
-    if actual.shape != expected.shape:
-        return [f"{label}: shape {actual.shape}, numpy gives {expected.shape}"]
+def _bad(actual, expected, rtol, zero_sign):
+    """Boolean mask of the elements of `actual` that do not match `expected`."""
     kind = expected.dtype.kind
     if kind in "biu":
         bad = actual != expected
@@ -168,10 +169,26 @@ def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_
             if zero_sign and kind == "f":     # -0.0 exactly where numpy gives -0.0
                 zeros = finite & (x == 0) & (e == 0)
                 bad |= zeros & (np.signbit(x) != np.signbit(e))
-        if kind == "c" and not inf_direction:
-            # an overflowed complex (both parts infinite): the signs come from an ill-conditioned phase
-            bad &= ~(np.isinf(actual.real) & np.isinf(actual.imag)
-                     & np.isinf(expected.real) & np.isinf(expected.imag))
+    return bad
+
+
+def compare(actual, expected, label: str, inputs=(), rtol=None, mask=None, zero_sign=True,
+            alternative=None) -> list[str]:
+    """Mismatch descriptions (empty when equal within the dtype's tolerance).
+
+    An element also passes when it matches `alternative` (numpy's result computed in double precision
+    and rounded to the single-precision dtype: numpy's own float32 / complex64 loops are not always the
+    more accurate of the two).
+    """
+    if not isinstance(actual, np.ndarray):
+        return [f"{label}: result is {type(actual).__name__}, not an ndarray"]
+    if actual.dtype != expected.dtype:
+        return [f"{label}: dtype {actual.dtype}, numpy gives {expected.dtype}"]
+    if actual.shape != expected.shape:
+        return [f"{label}: shape {actual.shape}, numpy gives {expected.shape}"]
+    bad = _bad(actual, expected, rtol, zero_sign)
+    if alternative is not None and bad.any():
+        bad &= _bad(actual, alternative, rtol, zero_sign)
     if mask is not None:
         bad &= mask
     if not bad.any():
@@ -331,9 +348,6 @@ def test_op_dtype(row, dtype):
         plan.append((pname, kinds, slots))
     f = function(inputs, outputs)
 
-    rtol = None
-    if np.dtype(dtype).kind == "c" and row.name in ("exp", "log", "sqrt", "sin", "cos", "tan", "tanh", "pow"):
-        rtol = COMPLEX_TRANSCENDENTAL_RTOL[dtype]
     failures = []
     for dataset in ("edges", "strided", "empty"):
         rng = np.random.default_rng(zlib.crc32(f"{row.name}/{dtype}/{dataset}".encode()))
@@ -355,10 +369,11 @@ def test_op_dtype(row, dtype):
             continue
         for (pname, _, _), data, res in zip(plan, args_by_pattern, results):
             exp = numpy_expected(row, data)
+            alt = numpy_expected(row, data, precise=True) if exp.dtype.name in ("float32", "complex64") else None
             failures += compare(res, exp, f"{row.name}[{dtype}] {pname} ({dataset})",
-                                inputs=[d for d in data if isinstance(d, np.ndarray)], rtol=rtol,
+                                inputs=[d for d in data if isinstance(d, np.ndarray)],
                                 zero_sign=row.name not in UNSPECIFIED_ZERO_SIGN,
-                                inf_direction=row.name != "pow")
+                                alternative=alt)
     assert not failures, "\n".join(failures[:12])
 
 

@@ -273,7 +273,7 @@ def test_source_on_disk_and_dprint():
     assert f.source_path.endswith(".c")
     with open(f.source_path) as fh:
         assert fh.read() == f.source
-    assert "gc_main" in f.source and "tanh" in f.source and f.cache_key[:12] in f.source
+    assert "gc_elemwise_0" in f.source and "tanh" in f.source and f.cache_key[:12] in f.source
     text = f.dprint()
     assert "tanh" in text and "x" in text
     shown = gencomp.printing.debugprint(f, file=open("/dev/null", "w"))

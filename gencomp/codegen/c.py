@@ -1,4 +1,4 @@
-"""The C renderer: turns a Plan into the template context of module.c.j2 and renders it."""
+"""The C renderer: turns a Plan's kernels into template contexts and renders module.c.j2."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from . import render
-from .lower import Plan, ShapeError, compute_dtypes
+from .lower import Kernel, Plan, ShapeError, compute_dtypes
 
 
 @dataclass(frozen=True)
@@ -49,7 +49,7 @@ class Store:
 
 
 def comment_text(text: str) -> str:
-    """Text safe inside a C block comment: printable ASCII, no comment terminator."""
+    """Text safe inside a C block comment: printable ASCII, no comment delimiters."""
     clean = "".join(c if 32 <= ord(c) < 127 else "?" for c in str(text))
     return clean.replace("*/", "* /").replace("/*", "/ *")
 
@@ -79,7 +79,7 @@ def _float_literal(v: float, single: bool) -> str:
     if math.isinf(v):
         return "INFINITY" if v > 0 else "(-INFINITY)"
     text = repr(v) + ("f" if single else "")
-    return f"({text})" if v < 0 or text.startswith("-") else text
+    return f"({text})" if text.startswith("-") else text
 
 
 def operand_text(operand, compute_dtype: str) -> str:
@@ -99,109 +99,180 @@ def statement(stmt, backend: str = "c") -> CStmt:
     return CStmt(dtypes.ctype(stmt.out_dtype), stmt.cname, expr, comment_text(stmt.comment))
 
 
-def value_text(operand, dtype: str) -> str:
-    return operand_text(operand, dtype)
+def _product(terms) -> str:
+    return " * ".join(terms) or "1"
 
 
-def _loop_extent(ndim: int, start: int) -> str:
-    return " * ".join(f"n{d}" for d in range(start, ndim)) or "1"
+def _loop_order(kernel: Kernel) -> list:
+    """Loop dims outer to inner: the innermost walks the last dimension of the widest leaf."""
+    leaves = sorted(kernel.leaves, key=lambda l: -sum(a is not None for a in l.axes))
+    main = leaves[0].axes if leaves else (None,) * kernel.ndim
+    return sorted(range(kernel.ndim), key=lambda d: (main[d] is not None, main[d] or 0, d))
 
 
-def kernel_context(plan: Plan, index: int, kernel, checks: list, errors: list, backend="c") -> dict:
-    """Everything elementwise.c.j2 needs for one kernel; appends its shape checks to `errors`."""
-    args, nd = plan.args, kernel.ndim
-    first_out = plan.args[kernel.stores[0][0]]
-    params, pointers, check_list, seen_checks = [], [], [], set()
-    hoisted, loads_flat, loads_nd, contiguous = [], [], [], []
-    for arg_index in dict.fromkeys(leaf.arg for leaf in kernel.leaves):
-        arg = args[arg_index]
-        leaves = [leaf for leaf in kernel.leaves if leaf.arg == arg_index]
-        mapped = sorted({leaf.axes[d] for leaf in leaves for d in range(nd) if leaf.axes[d] is not None})
-        params.append(f"const void *{arg.cname}_raw")
-        params += [f"int64_t {arg.cname}_n{k}" for k in range(len(arg.broadcastable))]
-        params += [f"int64_t {arg.cname}_s{k}" for k in mapped]
-        pointers.append(Ptr(dtypes.ctype(arg.dtype), f"{arg.cname}_data", f"{arg.cname}_raw", True))
-        for k, bcast in enumerate(arg.broadcastable):
-            if bcast:
-                _add_check(check_list, seen_checks, errors, f"{arg.cname}_n{k} != 1",
-                           ShapeError(arg_index, k, None, kernel.stores[0][0]),
-                           f"{arg.label} is broadcastable in dim {k}")
-        for leaf in leaves:
-            for d, k in enumerate(leaf.axes):
-                if k is not None:
-                    _add_check(check_list, seen_checks, errors, f"{arg.cname}_n{k} != n{d}",
-                               ShapeError(arg_index, k, kernel.sources[d], kernel.stores[0][0]),
-                               f"{arg.label} dim {k} must match loop dim {d}")
+class _Context:
+    """Collects what elementwise.c.j2 / reduce.c.j2 need for one kernel."""
+
+    def __init__(self, plan: Plan, kernel: Kernel, errors: list, backend: str):
+        self.plan, self.kernel, self.errors, self.backend = plan, kernel, errors, backend
+        self.params, self.pointers, self.checks, self.seen = [], [], [], set()
+        self.hoisted, self.loads_flat, self.loads_nd, self.contiguous = [], [], [], []
+
+    def check(self, cond, error, comment):
+        if cond not in self.seen:
+            self.seen.add(cond)
+            self.errors.append(error)
+            self.checks.append(Check(cond, len(self.errors), comment_text(comment)))
+
+    def leaves(self):
+        kernel, args, nd = self.kernel, self.plan.args, self.kernel.ndim
+        first_store = kernel.stores[0][0]
+        for arg_index in dict.fromkeys(leaf.arg for leaf in kernel.leaves):
+            arg = args[arg_index]
+            mine = [leaf for leaf in kernel.leaves if leaf.arg == arg_index]
+            mapped = sorted({leaf.axes[d] for leaf in mine for d in range(nd) if leaf.axes[d] is not None})
             ctype = dtypes.ctype(arg.dtype)
-            if all(a is None for a in leaf.axes):
-                hoisted.append(Load(ctype, leaf.cname, f"{arg.cname}_data[0]"))
-                continue
-            offset = " + ".join(f"i{d} * {arg.cname}_s{k}" for d, k in enumerate(leaf.axes) if k is not None)
-            loads_flat.append(Load(ctype, leaf.cname, f"{arg.cname}_data[i]"))
-            loads_nd.append(Load(ctype, leaf.cname, f"GC_AT(const {ctype}, {arg.cname}_data, {offset})"))
-            size = np.dtype(arg.dtype).itemsize
-            for d, k in enumerate(leaf.axes):
-                inner = _loop_extent(nd, d + 1)
-                contiguous.append(f"n{d} == 1" if k is None else
-                                  f"(n{d} == 1 || {arg.cname}_s{k} == {size} * {inner})".replace(" * 1)", ")"))
-    params += [f"int64_t {first_out.cname}_n{d}" for d in range(nd)]
+            self.params.append(f"const void *{arg.cname}_raw")
+            self.params += [f"int64_t {arg.cname}_n{k}" for k in range(len(arg.broadcastable))]
+            self.params += [f"int64_t {arg.cname}_s{k}" for k in mapped]
+            self.pointers.append(Ptr(ctype, f"{arg.cname}_data", f"{arg.cname}_raw", True))
+            for k, bcast in enumerate(arg.broadcastable):
+                if bcast:
+                    self.check(f"{arg.cname}_n{k} != 1", ShapeError(arg_index, k, None, first_store),
+                               f"{arg.label} is broadcastable in dim {k}")
+            for leaf in mine:
+                self._leaf(leaf, arg, arg_index, ctype, first_store)
+
+    def _leaf(self, leaf, arg, arg_index, ctype, first_store):
+        nd = self.kernel.ndim
+        for d, k in enumerate(leaf.axes):
+            if k is not None:
+                self.check(f"{arg.cname}_n{k} != n{d}", ShapeError(arg_index, k, self.kernel.sources[d], first_store),
+                           f"{arg.label} dim {k} must match loop dim {d}")
+        if all(a is None for a in leaf.axes):
+            self.hoisted.append(Load(ctype, leaf.cname, f"{arg.cname}_data[0]"))
+            return
+        offset = " + ".join(f"i{d} * {arg.cname}_s{k}" for d, k in enumerate(leaf.axes) if k is not None)
+        self.loads_flat.append(Load(ctype, leaf.cname, f"{arg.cname}_data[i]"))
+        self.loads_nd.append(Load(ctype, leaf.cname, f"GC_AT(const {ctype}, {arg.cname}_data, {offset})"))
+        size = np.dtype(arg.dtype).itemsize
+        for d, k in enumerate(leaf.axes):
+            inner = _product([f"n{e}" for e in range(d + 1, nd)])
+            stride = f"{size} * {inner}" if inner != "1" else f"{size}"
+            self.contiguous.append(f"n{d} == 1" if k is None else f"(n{d} == 1 || {arg.cname}_s{k} == {stride})")
+
+    def common(self, dims_from: str) -> dict:
+        nd = self.kernel.ndim
+        return dict(
+            name=self.kernel.name, params=self.params, ndim=nd,
+            dims=[dims_from.format(d=d) for d in range(nd)], checks=self.checks, pointers=self.pointers,
+            hoisted=self.hoisted, loads_flat=self.loads_flat, loads_nd=self.loads_nd,
+            stmts=[statement(s, self.backend) for s in self.kernel.stmts],
+            contiguous=" && ".join(dict.fromkeys(self.contiguous)) or "1",
+            extent=_product([f"n{d}" for d in range(nd)]), order=_loop_order(self.kernel),
+        )
+
+
+def elementwise_context(plan, kernel, errors, backend="c") -> dict:
+    ctx = _Context(plan, kernel, errors, backend)
+    ctx.leaves()
+    args, nd = plan.args, kernel.ndim
+    first = args[kernel.stores[0][0]]
+    ctx.params += [f"int64_t {first.cname}_n{d}" for d in range(nd)]
     stores_flat, stores_nd = [], []
     for out_index, value in kernel.stores:
         arg = args[out_index]
-        params.append(f"void *{arg.cname}_raw")
-        pointers.append(Ptr(dtypes.ctype(arg.dtype), f"{arg.cname}_data", f"{arg.cname}_raw", False))
-        text = value_text(value, arg.dtype)
+        ctx.params.append(f"void *{arg.cname}_raw")
+        ctx.pointers.append(Ptr(dtypes.ctype(arg.dtype), f"{arg.cname}_data", f"{arg.cname}_raw", False))
+        text = operand_text(value, arg.dtype)
         stores_flat.append(Store(f"{arg.cname}_data[{'i' if nd else 0}]", text))
         stores_nd.append(Store(f"{arg.cname}_data[o]", text))
+    result = ctx.common(first.cname + "_n{d}")
     outs = ", ".join(args[i].label for i, _ in kernel.stores)
-    checks.extend(check_list)
-    return dict(
-        name=f"gc_elemwise_{index}", comment=comment_text(f"elementwise loop computing {outs}"),
-        params=params, ndim=nd, dims=[f"{first_out.cname}_n{d}" for d in range(nd)],
-        checks=check_list, pointers=pointers, hoisted=hoisted, loads_flat=loads_flat,
-        loads_nd=loads_nd, stmts=[statement(s, backend) for s in kernel.stmts],
-        stores_flat=stores_flat, stores_nd=stores_nd,
-        contiguous=" && ".join(dict.fromkeys(contiguous)) or "1", extent=_loop_extent(nd, 0),
+    offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in range(d + 1, nd)])}" for d in range(nd))
+    result.update(comment=comment_text(f"elementwise loop computing {outs}"), stores_flat=stores_flat,
+                  stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0")
+    return result
+
+
+_IDENTITY = {"zero": lambda dt: c_literal(0, dt), "one": lambda dt: c_literal(1, dt),
+             "lowest": lambda dt: _extreme(dt, low=True), "highest": lambda dt: _extreme(dt, low=False)}
+
+
+def _extreme(dtype: str, low: bool) -> str:
+    if dtypes.kind(dtype) == "f":
+        return "(-INFINITY)" if low else "INFINITY"
+    if dtypes.kind(dtype) == "b":
+        return "false" if low else "true"
+    info = np.iinfo(dtype)
+    return c_literal(info.min if low else info.max, dtype)
+
+
+def _accumulator(row, dtype: str) -> str:
+    """Sums, products and means of float32/complex64 accumulate in double precision."""
+    if row.name in ("sum", "prod", "mean"):
+        return {"float32": "float64", "complex64": "complex128"}.get(dtype, dtype)
+    return dtype
+
+
+def reduce_context(plan, kernel, errors, backend="c") -> dict:
+    ctx = _Context(plan, kernel, errors, backend)
+    ctx.leaves()
+    args, nd, op = plan.args, kernel.ndim, kernel.reduce
+    row = op.row
+    (out_index, value), = kernel.stores
+    out = args[out_index]
+    kept = [d for d in range(nd) if d not in op.axes]
+    # the loop lengths come from the leaves; a loop dim no leaf reads has length 1
+    dims = []
+    for d in range(nd):
+        src = kernel.sources[d]
+        dims.append(f"{args[src[0]].cname}_n{src[1]}" if src else "1")
+    ctx.params += [f"void *{out.cname}_raw"]
+    ptr = Ptr(dtypes.ctype(out.dtype), f"{out.cname}_data", f"{out.cname}_raw", False)
+    ctx.pointers.append(ptr)
+    acc_dtype = _accumulator(row, out.dtype)
+    workspace = acc_dtype != out.dtype
+    acc_name = "acc" if workspace else ptr.name
+    kind = dtypes.kind(acc_dtype)
+    combine = next(expr for kinds, expr in row.combine.items() if kind in kinds)
+    val = operand_text(value, acc_dtype)
+    if row.nonempty:
+        errors.append(ShapeError(out_index, -1, None, out_index))
+    result = ctx.common("")
+    result["dims"] = dims
+    offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in kept if e > d])}" for d in kept)
+    finish = None
+    if row.mean:
+        finish = f"({ptr.ctype})(acc[j] / ({dtypes.ctype(acc_dtype)})r)".replace("acc[j]", f"{acc_name}[j]")
+    elif workspace:
+        finish = f"({ptr.ctype})acc[j]"
+    result.update(
+        comment=comment_text(f"{row.name} over axes {list(op.axes)} computing {out.label}"),
+        kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name, out=ptr,
+        identity=_IDENTITY[row.identity](acc_dtype),
+        combine_lane=combine.format(acc="lane[l]", x=val), combine_tail=combine.format(acc="lane[0]", x=val),
+        combine_lanes=combine.format(acc=f"{acc_name}[0]", x="lane[l]"),
+        combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
+        kept_extent=_product([f"n{d}" for d in kept]), reduced_extent=_product([f"n{d}" for d in op.axes]),
+        empty_code=len(errors) if row.nonempty else 0, mean=row.mean, workspace=workspace,
+        flat=len(kept) == 0 and nd > 0, out_offset=(offset.replace(" * 1", "") or "0"), finish=finish,
     )
-
-
-def _add_check(check_list, seen, errors, cond, error, comment):
-    if cond in seen:
-        return
-    seen.add(cond)
-    errors.append(error)
-    check_list.append(Check(cond, len(errors), comment_text(comment)))
-
-
-def entry_params(plan: Plan) -> list:
-    params = []
-    for arg in plan.args:
-        nd = len(arg.broadcastable)
-        if arg.role == "output":
-            params.append(f"void *{arg.cname}_raw")
-            params += [f"int64_t {arg.cname}_n{k}" for k in range(nd)]
-        else:
-            params.append(f"const void *{arg.cname}_raw")
-            params += [f"int64_t {arg.cname}_n{k}" for k in range(nd)]
-            params += [f"int64_t {arg.cname}_s{k}" for k in range(nd)]
-    return params
+    return result
 
 
 def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> tuple:
-    """(C source, cdef declaration of gc_main, list of ShapeError by check code - 1)."""
-    errors, checks, kernels, calls = [], [], [], []
-    used = set()
-    for i, kernel in enumerate(plan.kernels):
-        ctx = kernel_context(plan, i, kernel, checks, errors)
-        kernels.append(render("c/elementwise.c.j2", k=ctx).rstrip("\n"))
-        names = [p.rsplit(" ", 1)[1].lstrip("*") for p in ctx["params"]]
-        used.update(names)
-        calls.append(dict(kernel=ctx["name"], args=names))
-    params = entry_params(plan)
-    unused = [p.rsplit(" ", 1)[1].lstrip("*") for p in params if p.rsplit(" ", 1)[1].lstrip("*") not in used]
-    entry = dict(params=params, unused=unused, calls=calls)
+    """(C source, cdef declarations, [ShapeError by check code - 1], [kernel names])."""
+    errors, kernels, decls = [], [], []
+    for kernel in plan.kernels:
+        if kernel.reduce is None:
+            ctx = elementwise_context(plan, kernel, errors)
+            text = render("c/elementwise.c.j2", k=ctx)
+        else:
+            ctx = reduce_context(plan, kernel, errors)
+            text = render("c/reduce.c.j2", k=ctx)
+        kernels.append(text.rstrip("\n"))
+        decls.append(f"int {ctx['name']}({', '.join(ctx['params'])});")
     source = render("c/module.c.j2", key12=key[:12], name=comment_text(name),
-                    graph_lines=[comment_text(line) for line in graph_lines],
-                    kernels=kernels, entry=entry)
-    cdef = "int gc_main(" + ", ".join(params) + ");"
-    return source, cdef, errors
+                    graph_lines=[comment_text(line) for line in graph_lines], kernels=kernels)
+    return source, "\n".join(decls), errors, [k.name for k in plan.kernels]

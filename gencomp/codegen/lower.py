@@ -1,8 +1,10 @@
-"""Lower an optimized FunctionGraph to a Plan: the arrays of the entry point and fused loop kernels.
+"""Lower an optimized FunctionGraph to a Plan: the arrays of a call and the steps that fill them.
 
-Every output is computed by one fused elementwise loop nest over its own shape;
-outputs whose loop shape comes from the same input dimensions share a loop.
-DimShuffles never produce code: they change how a leaf array is indexed.
+A step is a C kernel (a fused elementwise loop nest, or a reduction whose input
+expression is fused into it) or a host step (an op run through its numpy
+implementation: BLAS products, indexing, reshapes). Elementwise chains and
+DimShuffles are never materialized unless a host op or an output needs them;
+a DimShuffle only changes how a kernel indexes its leaf arrays.
 """
 
 from __future__ import annotations
@@ -14,13 +16,14 @@ import numpy as np
 
 from ..graph import Constant
 from ..tensor.elemwise import DimShuffle, Elemwise, resolve_dtypes
+from ..tensor.reduce import Reduce
 
 
 @dataclass(frozen=True)
 class Arg:
-    """An array the entry point receives: a function input, a hidden constant, or an output."""
+    """An array of a call: a function input, a hidden constant, a temporary, or an output."""
 
-    role: str          # 'input' | 'const' | 'output'
+    role: str          # 'input' | 'const' | 'temp' | 'output'
     cname: str         # C identifier prefix
     label: str         # how error messages name it
     dtype: str
@@ -29,7 +32,7 @@ class Arg:
 
 @dataclass(frozen=True)
 class Leaf:
-    """One read of an input array inside a loop: loop dim d reads array dim axes[d] (None: index 0)."""
+    """One read of an array inside a loop: loop dim d reads array dim axes[d] (None: index 0)."""
 
     arg: int
     cname: str
@@ -41,36 +44,62 @@ class Stmt:
     dtype: str
     cname: str
     op: object         # the Scalar row
-    operands: tuple    # (kind, payload): ('name', cname, dtype) or ('literal', value, dtype)
+    operands: tuple    # ('name', cname, dtype) or ('literal', value, dtype)
     out_dtype: str
     comment: str
 
 
 @dataclass
 class Kernel:
+    """A C loop nest over `ndim` loop dims; `reduce` set for a reduction kernel."""
+
     ndim: int
     leaves: list = field(default_factory=list)
     stmts: list = field(default_factory=list)
-    stores: list = field(default_factory=list)     # (output arg index, operand)
+    stores: list = field(default_factory=list)     # (arg index, operand)
     sources: tuple = ()                            # loop dim d -> (arg index, array dim) or None
+    reduce: object = None                          # Reduce op of a reduction kernel
+    name: str = ""
+
+    def out_dims(self) -> tuple:
+        """The loop dims that index the stored arrays."""
+        if self.reduce is None:
+            return tuple(range(self.ndim))
+        return tuple(d for d in range(self.ndim) if d not in self.reduce.axes)
+
+
+@dataclass
+class HostStep:
+    """Run `node.op.perform` (numpy) on the arrays `inputs`, giving the arrays `outputs`."""
+
+    node: object
+    inputs: list
+    outputs: list
 
 
 @dataclass(frozen=True)
 class ShapeError:
-    """What failed when gc_main returns a check code: arg `arg` dim `dim` vs 1 or vs a loop dim source."""
+    """A failed check of a kernel: arg `arg` dim `dim` vs 1 (source None) or vs the loop dim of `source`.
+
+    `dim` -1 means an empty reduction without identity.
+    """
 
     arg: int
     dim: int
-    source: tuple | None      # (arg, dim) whose length the loop uses, None when it must be 1
+    source: tuple | None
     output: int
 
 
 @dataclass
 class Plan:
     args: list
-    kernels: list
+    steps: list
     constants: list            # ndarray per 'const' arg, in arg order
     output_args: list          # arg index of each fgraph output
+
+    @property
+    def kernels(self) -> list:
+        return [s for s in self.steps if isinstance(s, Kernel)]
 
 
 def _sanitize(name: str | None, fallback: str) -> str:
@@ -91,61 +120,155 @@ def is_literal(var) -> bool:
     return isinstance(var, Constant) and var.data.size == 1
 
 
+def is_fusible(node) -> bool:
+    return isinstance(node.op, (Elemwise, DimShuffle))
+
+
 def lower(fgraph) -> Plan:
-    args, constants, arg_of, used_names = [], [], {}, set()
+    return _Lowering(fgraph).run()
 
-    def unique(base):
+
+class _Lowering:
+    def __init__(self, fgraph):
+        self.fgraph = fgraph
+        self.args, self.constants, self.arg_of, self.names = [], [], {}, set()
+        self.steps, self.pending = [], None
+
+    def new_arg(self, role, base, label, var) -> int:
         name, i = base, 1
-        while name in used_names or name in ("i", "n", "o", "rc") or name.startswith("gc_"):
+        while name in self.names or name in ("i", "n", "o", "m", "rc") or name.startswith("gc_"):
             name, i = f"{base}_{i}", i + 1
-        used_names.add(name)
-        return name
+        self.names.add(name)
+        self.args.append(Arg(role, name, label, var.dtype, var.broadcastable))
+        return len(self.args) - 1
 
-    for i, var in enumerate(fgraph.inputs):
-        arg_of[id(var)] = len(args)
-        args.append(Arg("input", unique(_sanitize(var.name, f"in{i}")), _input_label(var, i),
-                        var.dtype, var.broadcastable))
-    for node in fgraph.toposort():
-        for inp in node.inputs:
-            if isinstance(inp, Constant) and not is_literal(inp) and id(inp) not in arg_of:
-                arg_of[id(inp)] = len(args)
-                args.append(Arg("const", unique(f"const{len(constants)}"), f"constant {len(constants)}",
-                                inp.dtype, inp.broadcastable))
-                constants.append(inp.data)
-    for out in fgraph.outputs:
-        if isinstance(out, Constant) and not is_literal(out) and id(out) not in arg_of:
-            arg_of[id(out)] = len(args)
-            args.append(Arg("const", unique(f"const{len(constants)}"), f"constant {len(constants)}",
-                            out.dtype, out.broadcastable))
-            constants.append(out.data)
+    def const_arg(self, var) -> int:
+        if id(var) not in self.arg_of:
+            k = len(self.constants)
+            self.arg_of[id(var)] = self.new_arg("const", f"const{k}", f"constant {k}", var)
+            self.constants.append(var.data)
+        return self.arg_of[id(var)]
 
-    output_args, kernels, by_sources = [], [], {}
-    for j, out in enumerate(fgraph.outputs):
-        index = len(args)
-        output_args.append(index)
-        args.append(Arg("output", unique(f"out{j}"), f"output {j}", out.dtype, out.broadcastable))
-        trial = _KernelBuilder(args, arg_of, out.ndim)
-        value = trial.value(out, tuple(range(out.ndim)))
-        key = (out.ndim, trial.sources())
-        if key in by_sources:        # same loop shape: share the loop (and its common statements)
-            builder = by_sources[key]
-            value = builder.value(out, tuple(range(out.ndim)))
+    def run(self) -> Plan:
+        fg = self.fgraph
+        for i, var in enumerate(fg.inputs):
+            self.arg_of[id(var)] = self.new_arg("input", _sanitize(var.name, f"in{i}"), _input_label(var, i), var)
+        nodes = fg.toposort()
+        host_views, needed = self._materialized(nodes)
+        outputs = {id(o) for o in fg.outputs}
+        out_args = {}
+        for node in nodes:
+            if is_fusible(node) and id(node) not in host_views:
+                var = node.outputs[0]
+                if id(var) in needed or id(var) in outputs:
+                    self._store_elementwise(var, out_args)
+            elif isinstance(node.op, Reduce):
+                self._flush()
+                self._reduce_kernel(node, out_args)
+            else:
+                self._flush()
+                self._host_step(node)
+        output_args = []
+        for j, var in enumerate(fg.outputs):
+            if id(var) in out_args and out_args[id(var)] not in output_args:
+                output_args.append(out_args[id(var)])
+            else:                         # an input, constant, host result or repeat: copied
+                index = self.new_arg("output", f"out{j}", f"output {j}", var)
+                self._store_in_kernel(var, index)
+                output_args.append(index)
+        self._flush()
+        for k, step in enumerate(s for s in self.steps if isinstance(s, Kernel)):
+            step.name = f"gc_{'reduce' if step.reduce else 'elemwise'}_{k}"
+        return Plan(self.args, self.steps, self.constants, output_args)
+
+    def _materialized(self, nodes):
+        """(ids of DimShuffle nodes run as host views, ids of variables some host op reads)."""
+        needed, host_views = set(), set()
+        for node in reversed(nodes):
+            fusible_consumer = is_fusible(node) and id(node) not in host_views
+            if isinstance(node.op, DimShuffle) and id(node.outputs[0]) in needed:
+                host_views.add(id(node))
+                fusible_consumer = False
+            if fusible_consumer or isinstance(node.op, Reduce):
+                continue
+            for inp in node.inputs:
+                if inp.owner is not None and is_fusible(inp.owner):
+                    needed.add(id(inp))
+        return host_views, needed
+
+    def _target(self, var, out_args) -> int:
+        """The arg a kernel stores `var` into: an output if it is one, else a temporary."""
+        outputs = self.fgraph.outputs
+        if any(o is var for o in outputs):
+            j = next(k for k, o in enumerate(outputs) if o is var)
+            index = self.new_arg("output", f"out{j}", f"output {j}", var)
+            out_args[id(var)] = index
         else:
-            builder = by_sources[key] = trial
+            index = self.new_arg("temp", f"tmp{len(self.args)}", f"intermediate {var!r}", var)
+        self.arg_of[id(var)] = index
+        return index
+
+    def _store_elementwise(self, var, out_args):
+        index = self._target(var, out_args)
+        self.arg_of.pop(id(var))          # the kernel computes it: it is not its own leaf
+        self._store_in_kernel(var, index)
+        self.arg_of[id(var)] = index
+
+    def _store_in_kernel(self, var, index):
+        axes = tuple(range(var.ndim))
+        trial = _KernelBuilder(self, var.ndim)
+        value = trial.value(var, axes)
+        key = (var.ndim, trial.sources())
+        pending = self.pending
+        written = {a for a, _ in pending.kernel.stores} if pending else set()
+        if pending and pending.key == key and not written & {leaf.arg for leaf in trial.kernel.leaves}:
+            value = pending.value(var, axes)
+        else:
+            self._flush()
+            pending = self.pending = trial
+            trial.key = key
             trial.kernel.sources = key[1]
-            kernels.append(trial)
+        pending.kernel.stores.append((index, value))
+
+    def _flush(self):
+        if self.pending is not None:
+            self.steps.append(self.pending.kernel)
+            self.pending = None
+
+    def _reduce_kernel(self, node, out_args):
+        (x,) = node.inputs
+        builder = _KernelBuilder(self, x.ndim)
+        value = builder.value(x, tuple(range(x.ndim)))
+        builder.kernel.sources = builder.sources()
+        builder.kernel.reduce = node.op
+        index = self._target(node.outputs[0], out_args)
         builder.kernel.stores.append((index, value))
-    return Plan(args, [k.kernel for k in kernels], constants, output_args)
+        self.steps.append(builder.kernel)
+
+    def _host_step(self, node):
+        inputs = []
+        for inp in node.inputs:
+            if isinstance(inp, Constant):
+                inputs.append(self.const_arg(inp))
+            else:
+                inputs.append(self.arg_of[id(inp)])
+        outputs = []
+        for out in node.outputs:
+            index = self.new_arg("temp", f"tmp{len(self.args)}", f"result of {node.op}", out)
+            self.arg_of[id(out)] = index
+            outputs.append(index)
+        self.steps.append(HostStep(node, inputs, outputs))
 
 
 class _KernelBuilder:
     """Builds one loop kernel: leaves, statements in dependency order, stores."""
 
-    def __init__(self, args, arg_of, ndim):
-        self.args, self.arg_of = args, arg_of
+    def __init__(self, lowering, ndim):
+        self.lowering = lowering
         self.kernel = Kernel(ndim)
         self.memo = {}            # (id(var), axes) -> operand
         self.temp_count = 0
+        self.key = None
 
     def value(self, var, axes):
         """The operand holding `var` as seen through loop axes `axes` (iterative post-order walk)."""
@@ -164,8 +287,11 @@ class _KernelBuilder:
             self.memo[key] = self._emit(v, ax)
         return self.memo[(id(var), axes)]
 
+    def _is_leaf(self, v) -> bool:
+        return v.owner is None or id(v) in self.lowering.arg_of or not is_fusible(v.owner)
+
     def _parents(self, v, ax):
-        if v.owner is None or id(v) in self.arg_of:
+        if self._is_leaf(v):
             return []
         op = v.owner.op
         if isinstance(op, DimShuffle):
@@ -175,13 +301,13 @@ class _KernelBuilder:
     def _emit(self, v, ax):
         if is_literal(v):
             return ("literal", v.data.reshape(()).item(), v.dtype)
-        if id(v) in self.arg_of:
-            return self._leaf(self.arg_of[id(v)], v, ax)
+        if isinstance(v, Constant):
+            return self._leaf(self.lowering.const_arg(v), v, ax)
+        if self._is_leaf(v):
+            return self._leaf(self.lowering.arg_of[id(v)], v, ax)
         op = v.owner.op
         if isinstance(op, DimShuffle):
             return self.memo[(id(v.owner.inputs[0]), _through_dimshuffle(op, ax))]
-        if not isinstance(op, Elemwise):
-            raise NotImplementedError(f"the C backend cannot generate code for {op} yet")
         operands = tuple(self.memo[(id(i), _through_elemwise(i, ax))] for i in v.owner.inputs)
         name = f"t{self.temp_count}"
         self.temp_count += 1
@@ -195,7 +321,7 @@ class _KernelBuilder:
             if leaf.arg == index and leaf.axes == ax:
                 return ("name", leaf.cname, v.dtype)
         count = sum(1 for leaf in self.kernel.leaves if leaf.arg == index)
-        cname = self.args[index].cname + ("" if count == 0 else f"_v{count}")
+        cname = self.lowering.args[index].cname + ("" if count == 0 else f"_v{count}")
         self.kernel.leaves.append(Leaf(index, cname, ax))
         return ("name", cname, v.dtype)
 

@@ -41,7 +41,7 @@ def cache_key(fgraph, snapshot, backend: str) -> str:
 
 
 def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
-    """(entry, ffi, C function, library, cache_hit) for `plan`, compiling it only when the cache lacks it."""
+    """(entry, ffi, library, cache_hit) for `plan`, compiling it only when the cache lacks it."""
     key = cache_key(fgraph, snapshot, "c")
     root = cache.ensure_root(snapshot.cache_dir, owned_default=snapshot.cache_dir == checkout_cache_dir())
     loaded = _LOADED.get((str(root), key))
@@ -54,16 +54,15 @@ def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
             _build_entry, plan=plan, snapshot=snapshot, key=key, name=name, graph_text=graph_text))
     else:
         cache.touch(entry)
-    ffi, fn, lib = cc.load_function(entry.file("ffi"), entry.file("module"))
-    # `lib` must stay referenced: when it is collected cffi closes the library under `fn`
-    _LOADED[(str(root), key)] = (entry, ffi, fn, lib)
-    return entry, ffi, fn, lib, hit
+    ffi, lib = cc.load_library(entry.file("ffi"), entry.file("module"))
+    _LOADED[(str(root), key)] = (entry, ffi, lib)
+    return entry, ffi, lib, hit
 
 
 def _build_entry(folder: Path, plan, snapshot, key, name, graph_text) -> dict:
     from ..codegen.c import render_module
 
-    source, cdef, errors = render_module(plan, key, name, graph_text)
+    source, cdef, errors, kernels = render_module(plan, key, name, graph_text)
     (folder / "module.c").write_text(source, encoding="utf-8")
     cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
     seconds = cc.compile_library(cmd, folder)
@@ -77,5 +76,6 @@ def _build_entry(folder: Path, plan, snapshot, key, name, graph_text) -> dict:
         "compile_seconds": round(seconds, 4),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "errors": [[e.arg, e.dim, list(e.source) if e.source else None, e.output] for e in errors],
+        "kernels": kernels,
         "files": {"source": "module.c", "module": "module.so", "ffi": "ffi.py"},
     }

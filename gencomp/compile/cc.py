@@ -1,7 +1,7 @@
 """The C compiler driver: compile a generated source to a shared library and load it with cffi.
 
 The compiler is run directly (no setuptools: that costs over a second per build).
-cffi is used in its out-of-line ABI mode: the declaration of gc_main is parsed once,
+cffi is used in its out-of-line ABI mode: the declarations of the kernels are parsed once,
 when the entry is built, into a small Python module stored beside the library, so
 loading an entry never runs the C parser.
 """
@@ -79,11 +79,14 @@ def write_ffi_module(cdef: str, path: Path) -> None:
     make_py_source(builder, "_gencomp_ffi", str(path))  # quiet form of emit_python_code
 
 
-def load_function(ffi_module: Path, library: Path, symbol: str = "gc_main"):
-    """(ffi, the C function) from an entry's declaration module and shared library."""
+def load_library(ffi_module: Path, library: Path):
+    """(ffi, lib) from an entry's declaration module and shared library.
+
+    `lib` must stay referenced while its functions are used: cffi closes the
+    library when it is collected.
+    """
     namespace: dict = {}
     code = compile(ffi_module.read_text(encoding="utf-8"), str(ffi_module), "exec")
     exec(code, namespace)
     ffi = namespace["ffi"]
-    lib = ffi.dlopen(str(library))
-    return ffi, getattr(lib, symbol), lib
+    return ffi, ffi.dlopen(str(library))

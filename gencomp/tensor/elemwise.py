@@ -68,6 +68,8 @@ class Elemwise(Op):
             raise TypeError(f"{self.scalar.name} takes {self.scalar.arity} inputs, got {len(inputs)}")
         inputs = [as_tensor_variable(i) for i in inputs]
         in_dtypes = tuple(_weak_type(i) if is_weak(i) else i.dtype for i in inputs)
+        if all(isinstance(d, type) for d in in_dtypes):       # only python scalars: numpy makes them arrays
+            in_dtypes = tuple(_strong(d) for d in in_dtypes)
         compute, out_dtype = resolve_dtypes(self.scalar, in_dtypes, self.out_dtype)
         kinds = {dtypes.kind(d) for d in compute}
         for k in kinds:
@@ -81,6 +83,9 @@ class Elemwise(Op):
         return Apply(self, inputs, [TensorType(out_dtype, bcast)])
 
     def perform(self, node, inputs):
+        compute, _ = resolve_dtypes(self.scalar, tuple(i.dtype for i in node.inputs), self.out_dtype)
+        if self.scalar.typing != "cast":        # e.g. int8 math in float32 (numpy would pick float16)
+            inputs = [x.astype(d, copy=False) if x.dtype != d else x for x, d in zip(inputs, compute)]
         with np.errstate(all="ignore"):
             out = self.scalar.ref(*inputs)
         return [np.asarray(out).astype(node.outputs[0].dtype, copy=False)]
