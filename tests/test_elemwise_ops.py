@@ -100,6 +100,9 @@ def numpy_loop(row, args):
            for a in args]
     if typing == "same":
         return [sig[0]], sig[0]
+    if typing == "second":       # the value's dtype, broadcast to the first operand's shape
+        out = sig[1] if isinstance(sig[1], np.dtype) else sig[0]
+        return [sig[0], out], out
     if typing == "where":
         out = np.where(*[np.zeros(1, a.dtype) if isinstance(a, np.ndarray) else a for a in args]).dtype
         return [np.dtype(bool), out, out], out

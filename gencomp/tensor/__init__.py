@@ -7,7 +7,9 @@ from ..config import config as _config
 from . import math as _math
 from .elemwise import DimShuffle, Elemwise
 from .math import *  # noqa: F401,F403  (the elementwise table as functions)
-from .math import abs_, cast, clip, dimshuffle, relu, switch, transpose, where  # noqa: F401
+from .math import (abs_, argmax, argmin, cast, clip, dimshuffle, max, mean, min, prod,  # noqa: F401,A004
+                   relu, std, sum, switch, transpose, var, where)
+from .nnet import log_softmax, softmax  # noqa: F401
 from .type import TensorType
 from .variable import TensorConstant, TensorVariable, as_tensor_variable, constant
 
@@ -77,3 +79,11 @@ def tensor(dtype=None, broadcastable=None, name=None, shape=None):
 
 
 from . import nnet  # noqa: E402  (T.nnet.sigmoid, as in Theano)
+from .subtensor import inc_subtensor, set_subtensor  # noqa: E402,F401
+
+
+def grad(cost, wrt, **kwargs):
+    """T.grad: the gradient of a scalar `cost` with respect to `wrt` (see gencomp.gradient.grad)."""
+    from ..gradient import grad as _grad
+
+    return _grad(cost, wrt, **kwargs)

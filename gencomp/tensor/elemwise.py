@@ -24,6 +24,9 @@ def resolve_dtypes(scalar: Scalar, in_dtypes: tuple, out_dtype=None) -> tuple:
     if typing == "same":
         d = _strong(in_dtypes[0])
         return (d,), d
+    if typing == "second":        # the value's dtype; a python scalar takes the shape-giver's
+        value = in_dtypes[1] if isinstance(in_dtypes[1], str) else _strong(in_dtypes[0])
+        return (_strong(in_dtypes[0]), value), value
     if typing == "where":
         samples = [np.zeros((), d) if isinstance(d, str) else d(0) for d in in_dtypes[1:]]
         value = np.result_type(*samples).name
@@ -91,6 +94,26 @@ class Elemwise(Op):
         return [np.asarray(out).astype(node.outputs[0].dtype, copy=False)]
 
 
+    def grad(self, inputs, output_grads, outputs):
+        from . import math
+
+        (g,), (z,) = output_grads, outputs
+        result = []
+        for x, gx in zip(inputs, self.scalar.grad(g, z, *inputs)):
+            if gx is None or dtypes.kind(x.dtype) not in "fc":
+                result.append(None)
+                continue
+            axes = tuple(d for d in range(x.ndim) if x.broadcastable[d] and not gx.broadcastable[d])
+            if axes:            # x was stretched along these dims: its gradient sums over them
+                gx = math.sum(gx, axis=axes, keepdims=True)
+            if gx.dtype != x.dtype:
+                gx = math.cast(gx, x.dtype)
+            if any(gb and not xb for gb, xb in zip(gx.broadcastable, x.broadcastable)) or gx.ndim < x.ndim:
+                gx = math.fill(x, gx)
+            result.append(gx)
+        return result
+
+
 def _weak_type(var):
     return {"f": float, "c": complex}.get(dtypes.kind(var.dtype), int)
 
@@ -155,6 +178,21 @@ class DimShuffle(Op):
         rank = {d: r for r, d in enumerate(sorted(kept))}
         view = view.transpose([rank[d] for d in kept])
         return [view.reshape([1 if d == "x" else x.shape[d] for d in self.new_order])]
+
+
+    def grad(self, inputs, output_grads, outputs):
+        from .math import sum as sum_
+
+        (x,), (g,) = inputs, output_grads
+        kept = [d for d in self.new_order if d != "x"]
+        inserted = tuple(i for i, d in enumerate(self.new_order) if d == "x")
+        if inserted:
+            g = sum_(g, axis=inserted)           # 'x' dims of the output are summed away
+        # g's dim r is x's dim kept[r]; x's dropped (broadcastable) dims come back as 'x'
+        pattern = [kept.index(d) if d in kept else "x" for d in range(x.ndim)]
+        if pattern != list(range(g.ndim)):
+            g = DimShuffle(g.broadcastable, pattern)(g)
+        return [g]
 
 
 def elemwise(name: str, *inputs, out_dtype=None):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import builtins
 
+import numpy as np
+
 from .. import dtypes
 from .elemwise import DimShuffle, elemwise
 from .table import ROWS
@@ -23,7 +25,7 @@ def _make(name: str, arity: int):
 
 # One public function per table row (cast and switch take extra care below).
 for _row in ROWS:
-    if _row.name not in ("cast", "switch"):
+    if _row.name not in ("cast", "switch", "second", "stop_gradient"):
         globals()[_row.name] = _make(_row.name, _row.arity)
 del _row
 
@@ -91,3 +93,140 @@ def transpose(x, axes=None):
     if axes == tuple(builtins.range(x.ndim)):
         return x
     return dimshuffle(x, axes)
+
+
+# ---- reductions -------------------------------------------------------------------------------
+
+def _keep_dims(out, ndim, axes):
+    dims = iter(range(out.ndim))
+    return dimshuffle(out, ["x" if d in axes else next(dims) for d in range(ndim)])
+
+
+def _reduce(kind, x, axis, keepdims):
+    from .reduce import Reduce, normalize_axes
+
+    x = as_tensor_variable(x)
+    axes = normalize_axes(axis, x.ndim)
+    out = Reduce(kind, axes)(x)
+    return _keep_dims(out, x.ndim, axes) if keepdims else out
+
+
+def sum(x, axis=None, keepdims=False, dtype=None):  # noqa: A001  (numpy's name)
+    """Sum over `axis` (None: all, int or tuple, negatives allowed); ints sum in int64 as numpy."""
+    out = _reduce("sum", x, axis, keepdims)
+    return cast(out, dtype) if dtype is not None else out
+
+
+def prod(x, axis=None, keepdims=False):
+    return _reduce("prod", x, axis, keepdims)
+
+
+def mean(x, axis=None, keepdims=False):
+    """Arithmetic mean over `axis` (float64 for integer input, as numpy)."""
+    return _reduce("mean", x, axis, keepdims)
+
+
+def max(x, axis=None, keepdims=False):  # noqa: A001
+    return _reduce("max", x, axis, keepdims)
+
+
+def min(x, axis=None, keepdims=False):  # noqa: A001
+    return _reduce("min", x, axis, keepdims)
+
+
+def var(x, axis=None, ddof=0, keepdims=False, corrected=False):
+    """Variance over `axis`; `ddof` (or corrected=True, ddof 1) divides by n - ddof."""
+    from .reduce import normalize_axes
+    from .shape import ShapeI
+
+    x = as_tensor_variable(x)
+    ddof = 1 if corrected and not ddof else ddof
+    centered = x - mean(x, axis, keepdims=True)
+    square = abs(centered) ** 2 if dtypes.is_complex(x.dtype) else centered * centered
+    v = mean(square, axis, keepdims=keepdims)
+    if ddof:
+        axes = normalize_axes(axis, x.ndim)
+        n = cast(ShapeI(axes)(x), v.dtype)
+        v = v * n / (n - ddof)
+    return v
+
+
+def std(x, axis=None, ddof=0, keepdims=False, corrected=False):
+    return sqrt(var(x, axis, ddof=ddof, keepdims=keepdims, corrected=corrected))  # noqa: F821
+
+
+def _arg(kind, x, axis, keepdims):
+    from .reduce import ArgReduce, normalize_axes
+
+    x = as_tensor_variable(x)
+    if axis is not None and not isinstance(axis, (int, np.integer)):
+        axes = normalize_axes(axis, x.ndim)
+        if len(axes) != 1:
+            raise TypeError(f"{kind} takes one axis or None, got {axis!r}")
+        axis = axes[0]
+    if axis is not None:
+        axis = normalize_axes(axis, x.ndim)[0]
+    out = ArgReduce(kind, axis)(x)
+    if keepdims:
+        out = _keep_dims(out, x.ndim, tuple(range(x.ndim)) if axis is None else (axis,))
+    return out
+
+
+def argmax(x, axis=None, keepdims=False):
+    """Index of the largest element along `axis` (None: of the flattened tensor), as numpy."""
+    return _arg("argmax", x, axis, keepdims)
+
+
+def argmin(x, axis=None, keepdims=False):
+    return _arg("argmin", x, axis, keepdims)
+
+
+# ---- filling, stacking, products -------------------------------------------------------------------
+
+def zeros_like(x, dtype=None):
+    x = as_tensor_variable(x)
+    return elemwise("second", x, np.zeros((), dtype or x.dtype))
+
+
+def ones_like(x, dtype=None):
+    x = as_tensor_variable(x)
+    return elemwise("second", x, np.ones((), dtype or x.dtype))
+
+
+def fill(model, value):
+    """`value` broadcast to the shape of `model` (Theano's fill / second)."""
+    return elemwise("second", model, value)
+
+
+def stack(tensors, axis=0):
+    """Join tensors of the same shape along a new axis."""
+    from .shape import concatenate
+
+    tensors = [as_tensor_variable(t) for t in tensors]
+    nd = tensors[0].ndim
+    axis = axis + nd + 1 if axis < 0 else axis
+    expanded = [dimshuffle(t, list(range(axis)) + ["x"] + list(range(axis, nd))) for t in tensors]
+    return concatenate(expanded, axis=axis)
+
+
+def outer(x, y):
+    """Outer product of two vectors."""
+    x, y = as_tensor_variable(x), as_tensor_variable(y)
+    return dimshuffle(x, (0, "x")) * dimshuffle(y, ("x", 0))
+
+
+def sqr(x):
+    return mul(x, x)  # noqa: F821
+
+
+def disconnected_grad(x):
+    """`x`, through which no gradient flows (Theano's gradient.disconnected_grad)."""
+    return elemwise("stop_gradient", x)
+
+
+from .blas import dot, matmul  # noqa: E402,F401
+from .shape import arange, alloc, concatenate, flatten, reshape, shape  # noqa: E402,F401
+from .subtensor import getitem, inc_subtensor, set_subtensor  # noqa: E402,F401
+
+second = fill
+stop_gradient = disconnected_grad

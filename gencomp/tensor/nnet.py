@@ -1,5 +1,122 @@
-"""gencomp.tensor.nnet: the neural-network functions Theano kept under T.nnet."""
+"""gencomp.tensor.nnet: the neural-network functions Theano kept under T.nnet, in numerically stable forms."""
 
-from .math import relu, sigmoid, softplus  # noqa: F401
+from __future__ import annotations
 
-__all__ = ["relu", "sigmoid", "softplus"]
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Op
+from .math import (arange, as_tensor_variable, log, mean, relu, sigmoid, softplus,  # noqa: F401
+                   sum as sum_)
+from .subtensor import getitem
+from .type import TensorType
+
+
+class Softmax(Op):
+    """exp(x - max) / sum(exp(x - max)) along `axis`, computed stably (the max is subtracted first)."""
+
+    def __init__(self, axis: int, log: bool = False):
+        self.axis, self.log = int(axis), bool(log)
+
+    def signature(self):
+        return f"{'LogSoftmax' if self.log else 'Softmax'}{{axis={self.axis}}}"
+
+    def __reduce__(self):
+        return Softmax, (self.axis, self.log)
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if not dtypes.is_float(x.dtype):
+            from .math import cast
+
+            x = cast(x, "float64")
+        if not 0 <= self.axis < max(x.ndim, 1):
+            raise ValueError(f"{self}: axis out of range for a {x.ndim}-d tensor")
+        return Apply(self, [x], [x.type])
+
+    def perform(self, node, inputs):
+        (x,) = inputs
+        shifted = x - np.max(x, axis=self.axis, keepdims=True) if x.size else x
+        with np.errstate(all="ignore"):
+            if self.log:
+                out = shifted - np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))
+            else:
+                e = np.exp(shifted)
+                out = e / np.sum(e, axis=self.axis, keepdims=True)
+        return [np.asarray(out, dtype=x.dtype)]
+
+    def grad(self, inputs, output_grads, outputs):
+        from .math import exp
+
+        (g,), (out,) = output_grads, outputs
+        if self.log:
+            return [g - exp(out) * sum_(g, axis=self.axis, keepdims=True)]
+        return [(g - sum_(g * out, axis=self.axis, keepdims=True)) * out]
+
+
+def _axis(x, axis):
+    x = as_tensor_variable(x)
+    return x, (axis + x.ndim if axis < 0 else axis)
+
+
+def softmax(x, axis=-1):
+    """Softmax over `axis` (the last one by default, as Theano's)."""
+    x, axis = _axis(x, axis)
+    return Softmax(axis)(x)
+
+
+def log_softmax(x, axis=-1):
+    """log(softmax(x)) computed without overflow."""
+    x, axis = _axis(x, axis)
+    return Softmax(axis, log=True)(x)
+
+
+def _owner_is(var, op_type, **attrs):
+    node = var.owner
+    return node is not None and isinstance(node.op, op_type) and all(
+        getattr(node.op, k) == v for k, v in attrs.items())
+
+
+def categorical_crossentropy(coding_dist, true_dist):
+    """-sum(true_dist * log(coding_dist), axis=-1), or -log(coding_dist[i, true_dist[i]]) for int labels.
+
+    When `coding_dist` is a softmax, its log is taken as log_softmax, so large logits stay finite.
+    """
+    coding_dist, true_dist = as_tensor_variable(coding_dist), as_tensor_variable(true_dist)
+    if _owner_is(coding_dist, Softmax, log=False):
+        node = coding_dist.owner
+        log_p = Softmax(node.op.axis, log=True)(node.inputs[0])
+    else:
+        log_p = log(coding_dist)
+    if dtypes.is_integer(true_dist.dtype):
+        if true_dist.ndim != 1 or coding_dist.ndim != 2:
+            raise TypeError("integer labels must be a vector indexing the rows of a matrix of probabilities")
+        from .shape import shape_i
+
+        rows = arange(shape_i(coding_dist, 0))
+        return -getitem(log_p, (rows, true_dist))
+    return -sum_(true_dist * log_p, axis=-1)
+
+
+def binary_crossentropy(output, target):
+    """-(target * log(output) + (1 - target) * log(1 - output)); stable when `output` is a sigmoid."""
+    output, target = as_tensor_variable(output), as_tensor_variable(target)
+    node = output.owner
+    if node is not None and getattr(getattr(node.op, "scalar", None), "name", None) == "sigmoid":
+        x = node.inputs[0]
+        return target * softplus(-x) + (1 - target) * softplus(x)
+    return -(target * log(output) + (1 - target) * log(1 - output))
+
+
+def sigmoid_binary_crossentropy(logits, target):
+    """binary_crossentropy(sigmoid(logits), target), computed from the logits."""
+    return binary_crossentropy(sigmoid(logits), target)
+
+
+def crossentropy_categorical_1hot(coding_dist, true_idx):
+    return categorical_crossentropy(coding_dist, true_idx)
+
+
+__all__ = ["relu", "sigmoid", "softplus", "softmax", "log_softmax", "categorical_crossentropy",
+           "binary_crossentropy", "sigmoid_binary_crossentropy", "crossentropy_categorical_1hot", "Softmax"]
+_ = TensorType

@@ -89,6 +89,28 @@ class Reduce(Op):
         bcast = tuple(b for d, b in enumerate(x.broadcastable) if d not in self.axes)
         return Apply(self, [x], [TensorType(out_dtype, bcast)])
 
+    def grad(self, inputs, output_grads, outputs):
+        from . import math
+        from .shape import ShapeI
+
+        (x,), (g,), (z,) = inputs, output_grads, outputs
+        if dtypes.kind(x.dtype) not in "fc":
+            return [None]
+        dims = iter(range(g.ndim))
+        pattern = ["x" if d in self.axes else next(dims) for d in range(x.ndim)]
+        g_full = math.dimshuffle(g, pattern)
+        z_full = math.dimshuffle(z, pattern)
+        name = self.row.name
+        if name == "sum":
+            gx = math.fill(x, g_full)
+        elif name == "mean":
+            gx = math.fill(x, g_full / math.cast(ShapeI(self.axes)(x), g.dtype)) if self.axes else math.fill(x, g_full)
+        elif name == "prod":
+            gx = g_full * z_full / x
+        else:                                   # max / min: to every element equal to the result
+            gx = g_full * math.eq(x, z_full)
+        return [math.cast(gx, x.dtype) if gx.dtype != x.dtype else gx]
+
     def perform(self, node, inputs):
         (x,) = inputs
         with np.errstate(all="ignore"):
@@ -121,6 +143,9 @@ class ArgReduce(Op):
         else:
             bcast = tuple(b for d, b in enumerate(x.broadcastable) if d != self.axis)
         return Apply(self, [x], [TensorType("int64", bcast)])
+
+    def grad(self, inputs, output_grads, outputs):
+        return [None]
 
     def perform(self, node, inputs):
         (x,) = inputs

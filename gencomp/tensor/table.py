@@ -12,7 +12,7 @@ by the autodiff layer.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
 import numpy as np
@@ -93,6 +93,58 @@ ROWS = [
     Scalar("invert",   1, np.invert,             {"b": "!{0}", "iu": "~{0}"}, np.invert),
     Scalar("switch",   3, np.where,              {"biufc": "{0} ? {1} : {2}"}, "where"),
     Scalar("cast",     1, lambda x: x,           {"biufc": "{0}"}, "cast"),
+    Scalar("stop_gradient", 1, lambda x: x,     {"biufc": "{0}"}, "same"),
+    Scalar("second",   2, lambda x, y: np.broadcast_to(y, np.broadcast(x, y).shape),
+                                                 {"biufc": "((void){0}, {1})"}, "second"),
 ]
 
+SCALARS = {row.name: row for row in ROWS}
+
+
+# ---- gradients: (output gradient g, output z, *inputs) -> one gradient per input --------------------
+# Written with graph operations; integer and boolean inputs get no gradient (the driver drops them).
+
+def _t():
+    from . import math
+
+    return math
+
+
+def _zero(g, z, *xs):
+    return tuple(_t().zeros_like(x) for x in xs)
+
+
+GRADS = {
+    "add": lambda g, z, x, y: (g, g),
+    "sub": lambda g, z, x, y: (g, -g),
+    "mul": lambda g, z, x, y: (g * y, g * x),
+    "true_div": lambda g, z, x, y: (g / y, -g * z / y),
+    "floor_div": _zero,
+    "mod": lambda g, z, x, y: (g, -g * _t().floor_div(x, y)),
+    "pow": lambda g, z, x, y: (g * y * x ** (y - 1), g * z * _t().log(x)),
+    "maximum": lambda g, z, x, y: (g * _t().ge(x, y), g * _t().lt(x, y)),
+    "minimum": lambda g, z, x, y: (g * _t().le(x, y), g * _t().gt(x, y)),
+    "neg": lambda g, z, x: (-g,),
+    "abs": lambda g, z, x: (g * _t().sgn(x),),
+    "sgn": _zero, "floor": _zero, "ceil": _zero, "round": _zero,
+    "exp": lambda g, z, x: (g * z,),
+    "log": lambda g, z, x: (g / x,),
+    "log1p": lambda g, z, x: (g / (1 + x),),
+    "expm1": lambda g, z, x: (g * (z + 1),),
+    "sqrt": lambda g, z, x: (g / (2 * z),),
+    "sin": lambda g, z, x: (g * _t().cos(x),),
+    "cos": lambda g, z, x: (-g * _t().sin(x),),
+    "tan": lambda g, z, x: (g * (1 + z * z),),
+    "tanh": lambda g, z, x: (g * (1 - z * z),),
+    "sigmoid": lambda g, z, x: (g * z * (1 - z),),
+    "softplus": lambda g, z, x: (g * _t().sigmoid(x),),
+    "eq": _zero, "neq": _zero, "lt": _zero, "gt": _zero, "le": _zero, "ge": _zero,
+    "and_": _zero, "or_": _zero, "xor": _zero, "invert": _zero,
+    "switch": lambda g, z, c, a, b: (_t().zeros_like(c), _t().switch(c, g, 0), _t().switch(c, 0, g)),
+    "cast": lambda g, z, x: (_t().cast(g, x.dtype),),
+    "stop_gradient": _zero,
+    "second": lambda g, z, x, y: (_t().zeros_like(x), g),
+}
+
+ROWS = [replace(row, grad=GRADS[row.name]) for row in ROWS]
 SCALARS = {row.name: row for row in ROWS}

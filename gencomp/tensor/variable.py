@@ -84,6 +84,29 @@ class _TensorOps:
         return _m().dimshuffle(self, pattern)
 
     def astype(self, dtype): return _m().cast(self, dtype)
+    def __matmul__(self, o): return _m().matmul(self, o)
+    def __rmatmul__(self, o): return _m().matmul(o, self)
+    def __getitem__(self, index): return _m().getitem(self, index)
+    def dot(self, o): return _m().dot(self, o)
+    def sum(self, axis=None, keepdims=False, dtype=None): return _m().sum(self, axis, keepdims, dtype)
+    def prod(self, axis=None, keepdims=False): return _m().prod(self, axis, keepdims)
+    def mean(self, axis=None, keepdims=False): return _m().mean(self, axis, keepdims)
+    def var(self, axis=None, ddof=0, keepdims=False): return _m().var(self, axis, ddof, keepdims)
+    def std(self, axis=None, ddof=0, keepdims=False): return _m().std(self, axis, ddof, keepdims)
+    def max(self, axis=None, keepdims=False): return _m().max(self, axis, keepdims)
+    def min(self, axis=None, keepdims=False): return _m().min(self, axis, keepdims)
+    def argmax(self, axis=None, keepdims=False): return _m().argmax(self, axis, keepdims)
+    def argmin(self, axis=None, keepdims=False): return _m().argmin(self, axis, keepdims)
+    def flatten(self, ndim=1): return _m().flatten(self, ndim)
+
+    def reshape(self, *shape, ndim=None):
+        return _m().reshape(self, shape[0] if len(shape) == 1 else shape, ndim=ndim)
+
+    @property
+    def shape(self): return _m().shape(self)
+
+    @property
+    def size(self): return _m().prod(_m().shape(self))
 
 
 def _m():

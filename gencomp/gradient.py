@@ -1,0 +1,210 @@
+"""Automatic differentiation: reverse-mode grad over the graph, jacobian, hessian and verify_grad.
+
+Gradients are ordinary graphs: they are optimized, compiled and cached like any other.
+Each op gives `grad(inputs, output_grads, outputs)`; elementwise ops take theirs from
+their table row.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .graph import Apply, Constant, Op, Variable, toposort
+from .tensor import math as tm
+from .tensor.type import TensorType
+from .tensor.variable import as_tensor_variable
+
+
+class DisconnectedInputError(ValueError):
+    """A variable in `wrt` does not influence the cost."""
+
+
+class GradientError(AssertionError):
+    """verify_grad found an analytic gradient that disagrees with finite differences."""
+
+
+def _as_list(wrt):
+    return (list(wrt), True) if isinstance(wrt, (list, tuple)) else ([wrt], False)
+
+
+def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_grads=None,
+         return_disconnected="zero"):
+    """d cost / d wrt for a scalar `cost`; `wrt` a variable, shared variable, or a list of them."""
+    cost = as_tensor_variable(cost)
+    if cost.ndim != 0:
+        raise TypeError(f"grad needs a scalar cost, got a {cost.ndim}-d tensor {cost.type}; "
+                        f"reduce it first (e.g. cost.sum() or cost.mean())")
+    if cost.dtype not in ("float32", "float64"):
+        raise TypeError(f"grad needs a float cost, got dtype {cost.dtype}")
+    targets, as_list = _as_list(wrt)
+    for w in targets:
+        if not isinstance(w, Variable):
+            raise TypeError(f"grad: wrt must hold symbolic variables, got {w!r}")
+    stop = {id(v) for v in (consider_constant or [])}
+    grads = {id(cost): tm.ones_like(cost)}
+    for var, g in (known_grads or {}).items():
+        grads[id(var)] = as_tensor_variable(g)
+    nodes = toposort([cost])
+    relevant = _depends_on(nodes, {id(w) for w in targets})
+    for node in reversed(nodes):
+        if id(node) not in relevant:
+            continue
+        out_grads = [grads.get(id(o)) for o in node.outputs]
+        if all(g is None for g in out_grads):
+            continue
+        out_grads = [g if g is not None else tm.zeros_like(o) for g, o in zip(out_grads, node.outputs)]
+        if not hasattr(node.op, "grad"):
+            raise TypeError(f"{node.op} has no gradient; it cannot appear between the cost and wrt")
+        in_grads = node.op.grad(node.inputs, out_grads, node.outputs)
+        for inp, g in zip(node.inputs, in_grads):
+            if g is None or isinstance(inp, Constant) or id(inp) in stop:
+                continue
+            grads[id(inp)] = g if id(inp) not in grads else grads[id(inp)] + g
+    results = []
+    for w in targets:
+        g = grads.get(id(w))
+        if g is None:
+            if disconnected_inputs == "raise":
+                raise DisconnectedInputError(
+                    f"the cost does not depend on {w!r}; pass disconnected_inputs='ignore' to get zeros")
+            g = tm.zeros_like(w)
+        elif g.broadcastable != w.broadcastable and g.ndim == w.ndim:
+            g = tm.fill(w, g) if any(a and not b for a, b in zip(g.broadcastable, w.broadcastable)) else g
+        results.append(g)
+    return results if as_list else results[0]
+
+
+def _depends_on(nodes, sources) -> set:
+    """ids of the nodes with an input that depends on a variable in `sources`."""
+    live, result = set(sources), set()
+    for node in nodes:
+        if any(id(i) in live for i in node.inputs):
+            result.add(id(node))
+            live.update(id(o) for o in node.outputs)
+    return result
+
+
+class Jacobian(Op):
+    """d y[i] / d wrt for every i of a vector `y`, stacked: computed row by row by a compiled gradient."""
+
+    def __init__(self, y, wrt, inputs):
+        self.y, self.wrt, self.inputs = y, wrt, list(inputs)
+        self._compiled = None
+
+    def signature(self):
+        return f"Jacobian{{{id(self)}}}"
+
+    def make_node(self, *inputs):
+        w = self.wrt
+        return Apply(self, list(inputs), [TensorType(self.y.dtype, (False,) + tuple(w.broadcastable))])
+
+    def perform(self, node, inputs):
+        from .function import function
+
+        if self._compiled is None:
+            index = TensorType("int64", ())("jacobian_row")
+            row = grad(self.y[index], self.wrt, disconnected_inputs="ignore")
+            self._compiled = function([index, *self.inputs], row, on_unused_input="ignore")
+            self._shapes = function(self.inputs, [self.y.shape[0], self.wrt.shape], on_unused_input="ignore")
+        length, wrt_shape = self._shapes(*inputs)
+        rows = [self._compiled(k, *inputs) for k in range(int(length))]
+        if not rows:
+            return [np.zeros((0, *wrt_shape), dtype=self.y.dtype)]
+        return [np.stack(rows)]
+
+    def grad(self, inputs, output_grads, outputs):
+        raise TypeError("the gradient of a jacobian is not supported (build hessians with hessian())")
+
+
+def _free_inputs(outputs) -> list:
+    from .sharedvar import SharedVariable
+
+    seen, result = set(), []
+    for node in toposort(outputs):
+        for v in node.inputs:
+            if v.owner is None and not isinstance(v, (Constant, SharedVariable)) and id(v) not in seen:
+                seen.add(id(v))
+                result.append(v)
+    for v in outputs:
+        if v.owner is None and not isinstance(v, (Constant, SharedVariable)) and id(v) not in seen:
+            seen.add(id(v))
+            result.append(v)
+    return result
+
+
+def jacobian(expression, wrt, consider_constant=None, disconnected_inputs="raise"):
+    """The Jacobian of a vector (or scalar) `expression` with respect to `wrt` (a variable or list)."""
+    expression = as_tensor_variable(expression)
+    targets, as_list = _as_list(wrt)
+    if expression.ndim == 0:
+        result = grad(expression, targets, consider_constant, disconnected_inputs)
+        return result if as_list else result[0]
+    if expression.ndim != 1:
+        raise TypeError("jacobian needs a scalar or vector expression; flatten it first")
+    results = []
+    for w in targets:
+        inputs = _free_inputs([expression, w])
+        op = Jacobian(expression, w, inputs)
+        results.append(op(*inputs))
+    return results if as_list else results[0]
+
+
+def hessian(cost, wrt, consider_constant=None, disconnected_inputs="raise"):
+    """The Hessian of a scalar `cost` with respect to each vector in `wrt`."""
+    targets, as_list = _as_list(wrt)
+    results = []
+    for w in targets:
+        if w.ndim != 1:
+            raise TypeError("hessian takes vectors in wrt")
+        g = grad(cost, w, consider_constant, disconnected_inputs)
+        results.append(jacobian(g, w, consider_constant, disconnected_inputs))
+    return results if as_list else results[0]
+
+
+def numeric_grad(fn, points, eps):
+    """Central finite differences of a scalar numpy function at `points` (list of arrays)."""
+    result = []
+    for k, p in enumerate(points):
+        g = np.zeros_like(p, dtype=np.float64)
+        flat = p.reshape(-1)
+        for i in range(flat.size):
+            saved = flat[i]
+            flat[i] = saved + eps
+            plus = fn(*points)
+            flat[i] = saved - eps
+            minus = fn(*points)
+            flat[i] = saved
+            g.reshape(-1)[i] = (plus - minus) / (2 * eps)
+        result.append(g)
+    return result
+
+
+def verify_grad(fun, pt, n_tests=2, rng=None, eps=None, abs_tol=None, rel_tol=None):
+    """Check T.grad of `fun` against central finite differences at the points `pt` (Theano's verify_grad).
+
+    `fun` maps symbolic tensors to a symbolic tensor; a random projection makes it scalar.
+    Raises GradientError on a mismatch.
+    """
+    from .function import function
+
+    rng = rng or np.random.default_rng(42)
+    pt = [np.array(p, dtype=np.float64) if np.asarray(p).dtype.kind != "f" else np.array(p) for p in pt]
+    dtype = np.result_type(*pt).name
+    eps = eps or (1e-7 if dtype == "float64" else 1e-3)
+    tol = abs_tol or (1e-4 if dtype == "float64" else 1e-2)
+    rtol = rel_tol or tol
+    for _ in range(n_tests):
+        inputs = [TensorType(p.dtype.name, (False,) * p.ndim)(f"input{i}") for i, p in enumerate(pt)]
+        out = as_tensor_variable(fun(*inputs))
+        probe = function(inputs, out)
+        projection = rng.standard_normal(np.shape(probe(*pt))).astype(out.dtype)
+        cost = tm.sum(out * as_tensor_variable(projection))
+        cost_fn = function(inputs, cost)
+        grad_fn = function(inputs, grad(cost, inputs, disconnected_inputs="ignore"))
+        analytic = grad_fn(*pt)
+        numeric = numeric_grad(lambda *xs: float(cost_fn(*xs)), [p.copy() for p in pt], eps)
+        for k, (a, n) in enumerate(zip(analytic, numeric)):
+            err = np.abs(a - n)
+            if np.any(err > tol + rtol * np.abs(n)):
+                raise GradientError(f"gradient of input {k} differs from finite differences: max abs "
+                                    f"error {err.max():.3g}\nanalytic {a}\nnumeric {n}")

@@ -1,0 +1,91 @@
+"""Products through BLAS: dot and matmul run numpy's own BLAS (no hand-written GEMM)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Op
+from .type import TensorType
+
+
+def _as(x):
+    from .variable import as_tensor_variable
+
+    return as_tensor_variable(x)
+
+
+class Dot(Op):
+    """numpy.dot for vectors and matrices; `batched` gives numpy.matmul over leading batch dims."""
+
+    def __init__(self, batched: bool = False):
+        self.batched = bool(batched)
+
+    def signature(self):
+        return "MatMul" if self.batched else "Dot"
+
+    def __reduce__(self):
+        return Dot, (self.batched,)
+
+    def make_node(self, x, y):
+        x, y = _as(x), _as(y)
+        if dtypes.kind(x.dtype) == "b" or dtypes.kind(y.dtype) == "b":
+            raise TypeError("dot of boolean tensors is not supported; cast them first")
+        if not self.batched and (x.ndim > 2 or y.ndim > 2 or x.ndim == 0 or y.ndim == 0):
+            raise TypeError(f"dot takes vectors and matrices, got {x.ndim}-d and {y.ndim}-d (use matmul "
+                            f"for batches, or * for scalars)")
+        if self.batched and (x.ndim < 1 or y.ndim < 1):
+            raise TypeError("matmul does not take scalars; use *")
+        dtype = np.result_type(x.dtype, y.dtype).name
+        shape = np.matmul(np.zeros([1 if b else 2 for b in x.broadcastable]),
+                          np.zeros([1 if b else 2 for b in y.broadcastable])).shape if self.batched else None
+        if self.batched:
+            bcast = (False,) * len(shape)
+        else:
+            bcast = tuple(x.broadcastable[:-1]) + tuple(y.broadcastable[1:] if y.ndim == 2 else ())
+        return Apply(self, [x, y], [TensorType(dtype, bcast)])
+
+    def perform(self, node, inputs):
+        x, y = inputs
+        dtype = node.outputs[0].dtype
+        x, y = x.astype(dtype, copy=False), y.astype(dtype, copy=False)
+        try:
+            out = np.matmul(x, y) if self.batched else np.dot(x, y)
+        except ValueError as exc:
+            raise ValueError(f"{'matmul' if self.batched else 'dot'}: shapes {x.shape} and {y.shape} do "
+                             f"not align ({exc})") from None
+        return [np.asarray(out, dtype=dtype)]
+
+    def grad(self, inputs, output_grads, outputs):
+        from .math import dimshuffle, outer
+
+        x, y = inputs
+        (g,) = output_grads
+        if self.batched and (x.ndim > 2 or y.ndim > 2):
+            swap = lambda t: dimshuffle(t, tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2))  # noqa: E731
+            return [matmul(g, swap(y)), matmul(swap(x), g)]
+        if x.ndim == 1 and y.ndim == 1:
+            return [g * y, g * x]
+        if x.ndim == 2 and y.ndim == 1:
+            return [outer(g, y), dot(x.T, g)]
+        if x.ndim == 1 and y.ndim == 2:
+            return [dot(y, g), outer(x, g)]
+        return [dot(g, y.T), dot(x.T, g)]
+
+
+def dot(x, y):
+    """numpy.dot: inner product, matrix-vector or matrix-matrix product; a scalar operand multiplies."""
+    x, y = _as(x), _as(y)
+    if x.ndim == 0 or y.ndim == 0:
+        return x * y
+    if x.ndim > 2 or y.ndim > 2:
+        return matmul(x, y)
+    return Dot()(x, y)
+
+
+def matmul(x, y):
+    """numpy.matmul (the @ operator): batched over leading dimensions."""
+    x, y = _as(x), _as(y)
+    if x.ndim <= 2 and y.ndim <= 2:
+        return Dot()(x, y) if x.ndim and y.ndim else Dot(True)(x, y)
+    return Dot(True)(x, y)

@@ -1,0 +1,268 @@
+"""Shape ops: shape, reshape, concatenate, arange, alloc. They run on the host (numpy), as views where possible."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .. import dtypes
+from ..graph import Apply, Constant, Op
+from .type import TensorType
+
+
+def _as(x):
+    from .variable import as_tensor_variable
+
+    return as_tensor_variable(x)
+
+
+class ShapeOp(Op):
+    """The shape of `x` as an int64 vector."""
+
+    def signature(self):
+        return "Shape"
+
+    def make_node(self, x):
+        x = _as(x)
+        return Apply(self, [x], [TensorType("int64", (x.ndim == 1,))])
+
+    def perform(self, node, inputs):
+        return [np.asarray(inputs[0].shape, dtype=np.int64)]
+
+    def grad(self, inputs, output_grads, outputs):
+        return [None]
+
+
+class ShapeI(Op):
+    """Length of dimension `i` of `x` (an int64 scalar); `i` may be a tuple: the product of those lengths."""
+
+    def __init__(self, axes):
+        self.axes = tuple(axes) if isinstance(axes, (tuple, list)) else (int(axes),)
+
+    def signature(self):
+        return f"ShapeI{{{','.join(map(str, self.axes))}}}"
+
+    def __reduce__(self):
+        return ShapeI, (self.axes,)
+
+    def make_node(self, x):
+        x = _as(x)
+        if any(not 0 <= a < x.ndim for a in self.axes):
+            raise ValueError(f"{self}: axes out of range for a {x.ndim}-d tensor")
+        return Apply(self, [x], [TensorType("int64", ())])
+
+    def perform(self, node, inputs):
+        shape = inputs[0].shape
+        return [np.asarray(int(np.prod([shape[a] for a in self.axes])), dtype=np.int64)]
+
+    def grad(self, inputs, output_grads, outputs):
+        return [None]
+
+
+class Reshape(Op):
+    """Reshape `x` to the int vector `shape` (one entry may be -1); the result has `ndim` dimensions."""
+
+    def __init__(self, ndim: int):
+        self.ndim = int(ndim)
+
+    def signature(self):
+        return f"Reshape{{{self.ndim}}}"
+
+    def __reduce__(self):
+        return Reshape, (self.ndim,)
+
+    def make_node(self, x, shape):
+        x, shape = _as(x), _as(shape)
+        if shape.ndim != 1 or not dtypes.is_integer(shape.dtype):
+            raise TypeError(f"reshape needs an integer vector shape, got {shape.type}")
+        bcast = [False] * self.ndim
+        if isinstance(shape, Constant):
+            bcast = [int(s) == 1 for s in shape.data]
+        return Apply(self, [x, shape], [TensorType(x.dtype, tuple(bcast))])
+
+    def perform(self, node, inputs):
+        x, shape = inputs
+        if len(shape) != self.ndim:
+            raise ValueError(f"reshape: the shape {tuple(shape)} has {len(shape)} entries, expected {self.ndim}")
+        try:
+            return [x.reshape(tuple(int(s) for s in shape))]
+        except ValueError as exc:
+            raise ValueError(f"cannot reshape an array of shape {x.shape} into {tuple(int(s) for s in shape)}: "
+                             f"{exc}") from None
+
+    def grad(self, inputs, output_grads, outputs):
+        x, _ = inputs
+        return [reshape(output_grads[0], shape(x), ndim=x.ndim), None]
+
+
+class Join(Op):
+    """Concatenate tensors along `axis` (numpy.concatenate)."""
+
+    def __init__(self, axis: int):
+        self.axis = int(axis)
+
+    def signature(self):
+        return f"Join{{{self.axis}}}"
+
+    def __reduce__(self):
+        return Join, (self.axis,)
+
+    def make_node(self, *tensors):
+        from .math import cast
+
+        tensors = [_as(t) for t in tensors]
+        if not tensors:
+            raise ValueError("concatenate needs at least one tensor")
+        nd = tensors[0].ndim
+        if any(t.ndim != nd for t in tensors) or not 0 <= self.axis < max(nd, 1):
+            raise ValueError(f"concatenate: all tensors need {nd} dimensions and axis {self.axis} inside them")
+        dtype = np.result_type(*[t.dtype for t in tensors]).name
+        tensors = [cast(t, dtype) for t in tensors]
+        bcast = tuple(all(t.broadcastable[d] for t in tensors) if d != self.axis else False for d in range(nd))
+        return Apply(self, tensors, [TensorType(dtype, bcast)])
+
+    def perform(self, node, inputs):
+        try:
+            return [np.concatenate(inputs, axis=self.axis)]
+        except ValueError as exc:
+            raise ValueError(f"concatenate: {exc} (shapes {[i.shape for i in inputs]})") from None
+
+    def grad(self, inputs, output_grads, outputs):
+        from .subtensor import getitem
+
+        (g,) = output_grads
+        grads, start = [], 0
+        for t in inputs:
+            stop = start + ShapeI(self.axis)(t)
+            index = (slice(None),) * self.axis + (slice(start, stop),)
+            grads.append(getitem(g, index))
+            start = stop
+        return grads
+
+
+class ARange(Op):
+    """numpy.arange(start, stop, step) with scalar inputs."""
+
+    def __init__(self, dtype: str):
+        self.dtype = dtype
+
+    def signature(self):
+        return f"ARange{{{self.dtype}}}"
+
+    def __reduce__(self):
+        return ARange, (self.dtype,)
+
+    def make_node(self, start, stop, step):
+        ins = [_as(v) for v in (start, stop, step)]
+        if any(v.ndim != 0 for v in ins):
+            raise TypeError("arange takes scalar start, stop and step")
+        return Apply(self, ins, [TensorType(self.dtype, (False,))])
+
+    def perform(self, node, inputs):
+        start, stop, step = (v.item() for v in inputs)
+        if step == 0:
+            raise ValueError("arange: step must not be zero")
+        return [np.arange(start, stop, step, dtype=self.dtype)]
+
+    def grad(self, inputs, output_grads, outputs):
+        return [None, None, None]
+
+
+class Alloc(Op):
+    """An array of the given shape filled with the scalar (or broadcastable) `value`."""
+
+    def signature(self):
+        return "Alloc"
+
+    def make_node(self, value, *shape):
+        value = _as(value)
+        shape = [_as(s) for s in shape]
+        if any(s.ndim != 0 or not dtypes.is_integer(s.dtype) for s in shape) or value.ndim > len(shape):
+            raise TypeError("alloc(value, *shape): shape entries are integer scalars")
+        bcast = tuple(isinstance(s, Constant) and int(s.data) == 1 for s in shape)
+        return Apply(self, [value, *shape], [TensorType(value.dtype, bcast)])
+
+    def perform(self, node, inputs):
+        value, *shape = inputs
+        out = np.empty(tuple(int(s) for s in shape), dtype=node.outputs[0].dtype)
+        out[...] = value
+        return [out]
+
+    def grad(self, inputs, output_grads, outputs):
+        from .math import sum as sum_
+
+        value = inputs[0]
+        g = output_grads[0]
+        lead = g.ndim - value.ndim
+        axes = tuple(range(lead)) + tuple(lead + d for d, b in enumerate(value.broadcastable) if b)
+        gv = sum_(g, axis=axes) if axes else g
+        if any(value.broadcastable):
+            gv = reshape_like(gv, value)
+        return [gv] + [None] * (len(inputs) - 1)
+
+
+def reshape_like(g, like):
+    return reshape(g, shape(like), ndim=like.ndim)
+
+
+def shape(x):
+    """The shape of `x` as a symbolic int64 vector."""
+    return ShapeOp()(x)
+
+
+def shape_i(x, axes):
+    return ShapeI(axes)(x)
+
+
+def reshape(x, newshape, ndim=None):
+    """`x` with a new shape (a tuple of ints / scalars, or an int vector; one entry may be -1)."""
+    from .math import stack
+
+    x = _as(x)
+    if isinstance(newshape, (int, np.integer)):
+        newshape = (newshape,)
+    if isinstance(newshape, (list, tuple)):
+        if all(isinstance(s, (int, np.integer)) for s in newshape):
+            vec = _as(np.asarray(newshape, dtype=np.int64))
+        else:
+            vec = stack([_as(s) for s in newshape])
+        ndim = len(newshape)
+    else:
+        vec = _as(newshape)
+        if ndim is None:
+            if isinstance(vec, Constant):
+                ndim = len(vec.data)
+            else:
+                raise ValueError("reshape with a symbolic shape vector needs ndim=")
+    return Reshape(ndim)(x, vec)
+
+
+def flatten(x, ndim=1):
+    """Collapse the trailing dimensions of `x` so that it has `ndim` dimensions."""
+    x = _as(x)
+    if not 1 <= ndim <= max(x.ndim, 1):
+        raise ValueError(f"flatten: ndim must be between 1 and {x.ndim}, got {ndim}")
+    if ndim == 1:
+        return reshape(x, (-1,))
+    lead = [ShapeI(d)(x) for d in range(ndim - 1)]
+    return reshape(x, (*lead, -1))
+
+
+def concatenate(tensors, axis=0):
+    tensors = [_as(t) for t in tensors]
+    nd = tensors[0].ndim if tensors else 0
+    return Join(axis + nd if axis < 0 else axis)(*tensors)
+
+
+def arange(start, stop=None, step=1, dtype=None):
+    """Symbolic numpy.arange."""
+    if stop is None:
+        start, stop = 0, start
+    ins = [_as(v) for v in (start, stop, step)]
+    if dtype is None:
+        dtype = np.result_type(*[np.zeros((), v.dtype) if not getattr(v, "weak", False) else v.data.item()
+                                 for v in ins]).name
+    return ARange(dtypes.canonical(dtype))(*ins)
+
+
+def alloc(value, *shape):
+    return Alloc()(value, *shape)
