@@ -177,12 +177,23 @@ class Function:
         if snapshot.device == "py":
             return PyRunner(self.fgraph)
         if snapshot.device == "cuda":
-            raise NotImplementedError("device='cuda' is not available yet in this version of gencomp")
+            return self._build_cuda(snapshot)
         plan = lower(self.fgraph)
         entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
         return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"])
+
+    def _build_cuda(self, snapshot):
+        """Render and nvcc-compile (no GPU needed); PyCUDA and a device are needed only to call."""
+        from .compile.nvcc import build_cuda
+        from .runtime_cuda import CudaRunner
+
+        plan = lower(self.fgraph)
+        entry, hit = build_cuda(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
+        self.cache_key, self.cache_hit = entry.key, hit
+        self.source_path = str(entry.file("source"))
+        return CudaRunner(plan, entry)
 
     @property
     def source(self):

@@ -62,6 +62,10 @@ def numpy_loop(row, args):
     if row.typing == "where":
         out = np.where(*[np.zeros(1, a.dtype) if isinstance(a, np.ndarray) else a for a in args]).dtype
         return [np.dtype(bool), out, out], out
+    if row.typing == "second":       # the value's dtype (a python scalar takes the first operand's)
+        strong = [s if isinstance(s, np.dtype) else np.dtype({int: "int64", float: "float64"}[s]) for s in sig]
+        out = sig[1] if isinstance(sig[1], np.dtype) else strong[0]
+        return [strong[0], out], out
     resolved = [_widen(d) for d in row.typing.resolve_dtypes(tuple(sig) + (None,) * row.typing.nout)]
     return resolved[:-1], resolved[-1]
 

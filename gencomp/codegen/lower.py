@@ -156,7 +156,7 @@ class _Lowering:
         nodes = fg.toposort()
         host_views, needed = self._materialized(nodes)
         outputs = {id(o) for o in fg.outputs}
-        out_args = {}
+        out_args = self.out_args = {}
         for node in nodes:
             if is_fusible(node) and id(node) not in host_views:
                 var = node.outputs[0]
@@ -254,7 +254,10 @@ class _Lowering:
                 inputs.append(self.arg_of[id(inp)])
         outputs = []
         for out in node.outputs:
-            index = self.new_arg("temp", f"tmp{len(self.args)}", f"result of {node.op}", out)
+            if not getattr(node.op, "returns_view", False) and any(o is out for o in self.fgraph.outputs):
+                index = self._target(out, self.out_args)      # a fresh array: it is the output itself
+            else:
+                index = self.new_arg("temp", f"tmp{len(self.args)}", f"result of {node.op}", out)
             self.arg_of[id(out)] = index
             outputs.append(index)
         self.steps.append(HostStep(node, inputs, outputs))

@@ -144,6 +144,8 @@ def _left_pad(var, ndim):
 class DimShuffle(Op):
     """Reorder dimensions, insert broadcastable ones ('x') or drop broadcastable ones; a view."""
 
+    returns_view = True      # perform may return a view of its input
+
     def __init__(self, input_broadcastable, new_order):
         self.input_broadcastable = tuple(input_broadcastable)
         self.new_order = tuple("x" if d == "x" else int(d) for d in new_order)

@@ -61,6 +61,8 @@ class ShapeI(Op):
 class Reshape(Op):
     """Reshape `x` to the int vector `shape` (one entry may be -1); the result has `ndim` dimensions."""
 
+    returns_view = True      # perform may return a view of its input
+
     def __init__(self, ndim: int):
         self.ndim = int(ndim)
 

@@ -64,6 +64,8 @@ def _out_type(x, spec, index_vars):
 class Subtensor(Op):
     """x[spec] with ints, slices and (for AdvancedSubtensor) integer arrays; a view when basic."""
 
+    returns_view = True      # perform may return a view of its input
+
     def __init__(self, spec):
         self.spec = tuple(spec)
 
@@ -98,7 +100,7 @@ class Subtensor(Op):
 
 
 class AdvancedSubtensor(Subtensor):
-    pass
+    returns_view = False     # numpy's integer-array indexing copies
 
 
 class IncSubtensor(Op):

@@ -1,0 +1,265 @@
+"""Calling a CUDA module: run a Plan's steps with PyCUDA (kernels on the GPU, host steps in numpy).
+
+PyCUDA (the optional `cuda` extra) is imported on the first call, not when the function is
+built, so a machine without it or without a GPU still renders and compiles (`.source`,
+`.source_path`, `.cache_key` work); calling the function there raises CudaUnavailableError.
+
+Arrays move only when needed: a numpy input is copied to the GPU when a kernel first reads
+it, a host step copies its inputs back to numpy, and outputs come back as numpy arrays.
+Shape checks (the same ShapeError list the C kernels return codes for) run on the host
+before each launch. Limitation for now: shared variables are read from the host on every
+call and their updates come back to the host; they do not stay on the GPU between calls.
+"""
+
+from __future__ import annotations
+
+import atexit
+import math
+
+import numpy as np
+
+from .codegen.c import _accumulator
+from .codegen.cuda import BLOCK, UNROLL
+from .codegen.lower import HostStep, ShapeError
+from .runtime import _KernelCall, _shape_function, shape_error_message
+
+
+class CudaUnavailableError(RuntimeError):
+    """PyCUDA is not installed, or no CUDA device is present: a device='cuda' function cannot run here."""
+
+
+_STATE: dict = {}          # drv, pool, sm_count, modules: filled by the first successful _init()
+
+
+def _init() -> dict:
+    """The PyCUDA driver with the primary context of device 0 made current (once per process)."""
+    if _STATE:
+        return _STATE
+    where = "The function was generated and compiled with nvcc: its source is at Function.source_path."
+    try:
+        import pycuda.driver as drv
+    except ImportError:
+        raise CudaUnavailableError("device='cuda' needs PyCUDA to run kernels, and it is not installed "
+                                   "(pip install 'gencomp[cuda]'). " + where) from None
+    try:
+        drv.init()
+        if drv.Device.count() == 0:
+            raise RuntimeError("the driver reports 0 devices")
+        context = drv.Device(0).retain_primary_context()
+        context.push()
+        from pycuda.tools import DeviceMemoryPool
+    except Exception as exc:          # pycuda raises its own error types for a missing driver or device
+        first = str(exc).strip().partition("\n")[0]
+        raise CudaUnavailableError(f"no CUDA device is present ({type(exc).__name__}: {first}); device='cuda' "
+                                   f"functions cannot run on this machine. " + where) from None
+    atexit.register(_release, context)
+    _STATE.update(drv=drv, pool=DeviceMemoryPool(), modules={},
+                  sm_count=drv.Context.get_device().get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT))
+    return _STATE
+
+
+def _release(context) -> None:
+    pool = _STATE.pop("pool", None)
+    if pool is not None:
+        pool.stop_holding()
+    try:
+        context.pop()
+        from pycuda.tools import clear_context_caches
+
+        clear_context_caches()
+    except Exception:         # the context may already be gone at interpreter exit
+        pass
+
+
+class DeviceArray:
+    """A C-contiguous array in GPU memory; `host` is the numpy array it was copied from, if any."""
+
+    __slots__ = ("shape", "dtype", "strides", "alloc", "ptr", "host")
+
+    def __init__(self, shape, dtype, host=None):
+        self.shape, self.dtype, self.host = tuple(shape), np.dtype(dtype), host
+        self.strides = _compact_strides(self.shape, self.dtype.itemsize)
+        nbytes = math.prod(self.shape) * self.dtype.itemsize
+        self.alloc = _allocate(nbytes) if nbytes else None
+        self.ptr = int(self.alloc) if nbytes else 0
+
+    @classmethod
+    def from_host(cls, array) -> "DeviceArray":
+        a = np.ascontiguousarray(array)
+        d = cls(a.shape, a.dtype, host=array)
+        if d.alloc is not None:
+            _STATE["drv"].memcpy_htod(d.alloc, a)
+        return d
+
+    def get(self) -> np.ndarray:
+        out = np.empty(self.shape, self.dtype)
+        if self.alloc is not None:
+            _STATE["drv"].memcpy_dtoh(out, self.alloc)
+        return out
+
+
+def _compact_strides(shape, itemsize) -> tuple:
+    strides, step = [], itemsize
+    for n in reversed(shape):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
+
+
+def _allocate(nbytes: int):
+    drv, pool = _STATE["drv"], _STATE["pool"]
+    try:
+        return pool.allocate(nbytes)
+    except drv.MemoryError:
+        pool.free_held()
+        try:
+            return pool.allocate(nbytes)
+        except drv.MemoryError:
+            raise MemoryError(f"out of GPU memory allocating {nbytes} bytes for a gencomp function") from None
+
+
+def _device(value) -> DeviceArray:
+    return value if type(value) is DeviceArray else DeviceArray.from_host(value)
+
+
+def _host(value):
+    if type(value) is not DeviceArray:
+        return value
+    return value.host if value.host is not None else value.get()
+
+
+def elementwise_grid(n: int, sm_count: int) -> int:
+    """Blocks for a grid-stride loop over n elements: enough to cover them once, at most 32 per SM."""
+    return max(1, min(-(-n // (BLOCK * UNROLL)), sm_count * 32))
+
+
+def reduce_geometry(m: int, r: int, sm_count: int) -> tuple:
+    """('serial', blocks, 1) for many short reductions, else ('blocks', blocks, splits): blocks per result."""
+    if r <= 32 or m >= sm_count * 2048:
+        return "serial", max(1, min(-(-m // BLOCK), sm_count * 32)), 1
+    wanted = sm_count * 8                       # blocks that keep every SM busy
+    splits = 1 if m >= wanted else max(1, min(-(-wanted // m), -(-r // (BLOCK * UNROLL)), 65535))
+    return "blocks", min(m, 2**31 - 1), splits
+
+
+class _Launch:
+    """One kernel of the plan: its host-side checks, argument layout and launch geometry."""
+
+    def __init__(self, kernel, args, module, errors):
+        self.kernel, self.args, self.errors = kernel, args, errors
+        self.call = _KernelCall(kernel, args, None)          # reads, strides, writes, dtypes, shape
+        self.loop_shape = _shape_function(kernel.sources)
+        fmt = "".join("P" + "q" * len(args[a].broadcastable) + "q" * len(self.call.strides[a])
+                      for a in self.call.reads)
+        name = kernel.name
+        if kernel.reduce is None:
+            self.main = module.get_function(name).prepare(fmt + "q" * kernel.ndim + "P" * len(self.call.writes))
+        else:
+            self.main = module.get_function(name).prepare(fmt + "PP")
+            self.finish = module.get_function(name + "_finish").prepare("PPqqq")
+            self.serial = module.get_function(name + "_serial").prepare(fmt + "P")
+            out = args[self.call.writes[0]].dtype
+            self.acc_dtype = np.dtype(_accumulator(kernel.reduce.row, out))
+
+    def check(self, vals, loop) -> None:
+        for err in self.errors:
+            if err.dim < 0:
+                axes = self.kernel.reduce.axes
+                r = math.prod(loop[d] for d in axes)
+                m = math.prod(n for d, n in enumerate(loop) if d not in axes)
+                if r == 0 and m > 0:
+                    raise ValueError(f"zero-size array to a reduction with no identity "
+                                     f"({self.args[err.arg].label})")
+                continue
+            n = vals[err.arg].shape[err.dim]
+            expected = 1 if err.source is None else vals[err.source[0]].shape[err.source[1]]
+            if n != expected:
+                raise ValueError(shape_error_message(err, self.args, [getattr(v, "shape", None) for v in vals]))
+
+    def run(self, vals, sm_count) -> None:
+        loop = self.loop_shape(vals)
+        self.check(vals, loop)
+        cargs = []
+        for index in self.call.reads:
+            a = vals[index] = _device(vals[index])
+            cargs.append(a.ptr)
+            cargs += a.shape
+            cargs += [a.strides[k] for k in self.call.strides[index]]
+        shape = self.call.shape(vals)
+        outs = [DeviceArray(shape, dtype) for dtype in self.call.dtypes]
+        for index, out in zip(self.call.writes, outs):
+            vals[index] = out
+        block = (BLOCK, 1, 1)
+        if self.kernel.reduce is None:
+            n = math.prod(shape)
+            if n:
+                self.main.prepared_call((elementwise_grid(n, sm_count), 1), block, *cargs, *shape,
+                                        *(o.ptr for o in outs))
+            return
+        m = math.prod(shape)
+        r = math.prod(loop[d] for d in self.kernel.reduce.axes)
+        if m == 0:
+            return
+        mode, blocks, splits = reduce_geometry(m, r, sm_count)
+        if mode == "serial":
+            self.serial.prepared_call((blocks, 1), block, *cargs, outs[0].ptr)
+        elif splits == 1:
+            self.main.prepared_call((blocks, 1), block, *cargs, outs[0].ptr, 0)
+        else:
+            part = DeviceArray((m * splits,), self.acc_dtype)
+            self.main.prepared_call((blocks, splits), block, *cargs, outs[0].ptr, part.ptr)
+            self.finish.prepared_call((blocks, 1), block, part.ptr, outs[0].ptr, m, splits, r)
+
+
+class CudaRunner:
+    """Runs a Plan on the GPU: like runtime.CRunner, with arrays copied in and out as needed."""
+
+    def __init__(self, plan, entry):
+        self.plan, self.entry = plan, entry
+        self.args = plan.args
+        self.n_inputs = sum(1 for a in plan.args if a.role == "input")
+        self.output_args = plan.output_args
+        self.errors = [ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3]) for e in entry.meta["errors"]]
+        self.steps = None              # built on the first call, when PyCUDA is known to work
+        self.rest = None
+
+    def _prepare(self) -> None:
+        state = _init()
+        module = state["modules"].get(self.entry.key)
+        if module is None:
+            data = self.entry.file("module").read_bytes()
+            module = state["modules"][self.entry.key] = state["drv"].module_from_buffer(data)
+        checks = dict(zip(self.entry.meta["kernels"], self.entry.meta["checks"]))
+        steps = []
+        for step in self.plan.steps:
+            if isinstance(step, HostStep):
+                steps.append(step)
+                continue
+            lo, hi = checks[step.name]
+            steps.append(_Launch(step, self.args, module, self.errors[lo:hi]))
+        rest = [None] * (len(self.args) - self.n_inputs)
+        const_args = [i for i, a in enumerate(self.args) if a.role == "const"]
+        for index, value in zip(const_args, self.plan.constants):
+            rest[index - self.n_inputs] = DeviceArray.from_host(value)
+        self.steps, self.rest = steps, rest
+
+    def __call__(self, values: list) -> list:
+        if self.steps is None:
+            self._prepare()
+        drv = _STATE["drv"]
+        vals = values + self.rest
+        try:
+            for step in self.steps:
+                if type(step) is HostStep:
+                    results = step.node.op.perform(step.node, [_host(vals[i]) for i in step.inputs])
+                    for index, result in zip(step.outputs, results):
+                        vals[index] = result
+                else:
+                    step.run(vals, _STATE["sm_count"])
+            return [_host(vals[i]) for i in self.output_args]
+        except drv.MemoryError as exc:
+            raise MemoryError(f"out of GPU memory in {self.entry.meta.get('name', 'a gencomp function')}: "
+                              f"{exc}") from None
+        except drv.Error as exc:
+            raise RuntimeError(f"CUDA error in {self.entry.meta.get('name', 'a gencomp function')} "
+                               f"(cache entry {self.entry.key[:12]}): {exc}") from None
