@@ -9,7 +9,8 @@ import sys
 import tempfile
 import timeit
 
-REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BENCH = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(BENCH)
 # PyTensor 3.x defaults to its Numba backend; the baseline here is its C backend
 # (fast_run rewrites + the C virtual machine), which is what Theano users know.
 PYTENSOR_MODE = "CVM"
@@ -54,6 +55,11 @@ def pytensor_flags(compiledir=None):
     return ",".join(flags)
 
 
+# BLAS (numpy's OpenBLAS, which gencomp's and PyTensor's products call too) on one
+# thread. It reads these at load time, so they go into a child process's environment.
+BLAS_ONE_THREAD = {"OPENBLAS_NUM_THREADS": 1, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1}
+
+
 def child_env(**extra):
     """Environment for a child process: repo on PYTHONPATH, plus `extra`."""
     env = dict(os.environ)
@@ -96,6 +102,19 @@ def run_fresh(code, timeout=300, **env):
         tail = (p.stderr or p.stdout).strip().splitlines()[-1:]
         raise RuntimeError((tail[0] if tail else f"exit {p.returncode}")[:300])
     return json.loads(lines[-1])
+
+
+def run_worker(module, func, *args, timeout=300, **env):
+    """Call `module.func(*args)` (a benchmark script in bench/) in a fresh process
+    with `env` added; it prints its JSON result last, as `emit` does."""
+    code = (f"import sys; sys.path.insert(0, {BENCH!r}); import {module}; "
+            f"{module}.{func}(*{args!r})")
+    return run_fresh(code, timeout=timeout, **env)
+
+
+def emit(result):
+    """Print a worker's result (a JSON-able dict) as the last stdout line."""
+    print(json.dumps(result), flush=True)
 
 
 def per_call(fn, number):
@@ -168,6 +187,18 @@ class Section:
         if self.notes:
             lines += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(lines) + "\n"
+
+
+class Sections:
+    """Several sections reported as one benchmark (run.py takes one per script)."""
+
+    def __init__(self, parts):
+        self.parts = parts
+        self.title = parts[0].title
+        self.targets = [t for p in parts for t in p.targets]
+
+    def markdown(self):
+        return "\n".join(p.markdown() for p in self.parts)
 
 
 def time_row(name, samples, ref=None):

@@ -117,6 +117,47 @@ def test_mixed_dtypes_promote_like_numpy(a, b):
             assert_same(got, e)
 
 
+EDGE_PAIRS = [("int64", "uint64"), ("int8", "uint64"), ("int32", "uint32"), ("int16", "uint64"),
+              ("uint64", "int64"), ("int64", "float32"), ("uint64", "float64"), ("uint32", "int8"),
+              ("bool", "uint64"), ("int64", "float64")]
+
+
+def _edges(dtype):
+    d = np.dtype(dtype)
+    if d.kind == "b":
+        return [False, True]
+    if d.kind in "iu":
+        info = np.iinfo(d)
+        return sorted({v for v in (0, 1, -1, 5, info.min, info.max, info.max - 1, info.min + 1,
+                                   2**53 + 1, 2**63, -2**63) if info.min <= v <= info.max})
+    return [0.0, -1.0, 5.0, 2.0**63, -2.0**63, 2.0**64, 9.3e18, np.nan, np.inf]
+
+
+@pytest.mark.parametrize("a, b", EDGE_PAIRS)
+def test_mixed_dtypes_on_edge_values(a, b):
+    """Mixed signed / unsigned / float operands at the ends of their ranges: as numpy, which compares
+    int64 with uint64 exactly (no wrap-around through a common C type)."""
+    x, y = T.vector("x", dtype=a), T.vector("y", dtype=b)
+    ea, eb = _edges(a), _edges(b)
+    xv = np.array([u for u in ea for _ in eb], dtype=a)
+    yv = np.array([v for _ in ea for v in eb], dtype=b)
+    ops = {"lt": np.less, "le": np.less_equal, "eq": np.equal, "neq": np.not_equal, "gt": np.greater,
+           "maximum": np.maximum, "add": np.add, "mul": np.multiply}
+    if "bool" in (a, b):
+        ops.pop("maximum")
+    outs = [getattr(T, name)(x, y) for name in ops]
+    with np.errstate(all="ignore"):
+        exp = [ufunc(xv, yv) for ufunc in ops.values()]
+    for device in DEVICES:
+        got = run([x, y], outs, xv, yv, device=device)
+        for name, g, e in zip(ops, got, exp):
+            bad = ~((g == e) | ((g != g) & (e != e)))
+            assert g.dtype == e.dtype and not bad.any(), (
+                f"{name}({a}, {b}) on {device}: {g.dtype} vs numpy {e.dtype}; at "
+                f"{list(zip(xv[bad][:4].tolist(), yv[bad][:4].tolist()))} got {g[bad][:4].tolist()}, "
+                f"numpy {e[bad][:4].tolist()}")
+
+
 def test_float16_is_refused_and_small_int_math_is_float32():
     with pytest.raises(TypeError):
         T.vector(dtype="float16")

@@ -79,7 +79,7 @@ def edge_values(dtype: str) -> np.ndarray:
     if dt.kind == "f":
         fi = np.finfo(dt)
         large = 1e30 if dt == np.float32 else 1e300
-        vals = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0, 1.5, 1e-3, large, -large, float(fi.max),
+        vals = [0.0, -0.0, 1.0, -1.0, 0.5, -2.5, 3.0, 1.5, 1e-3, 30.0, -100.0, large, -large, float(fi.max),
                 float(fi.tiny), np.inf, -np.inf, np.nan]
         return np.array(vals, dtype=dt)
     parts = [0.0, 1.0, -2.5, 1e3, np.inf, -np.inf, np.nan]

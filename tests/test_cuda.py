@@ -1,0 +1,368 @@
+"""The CUDA backend (device='cuda').
+
+Wherever nvcc is installed (no GPU needed), every kernel family is rendered and compiled by
+nvcc with warnings as errors, for float32 and float64, over the kinds of graphs the C tests
+use: every row of the op table with broadcast, transposed and 0-d operands; every reduction
+kind over several axis sets, full reductions included, with a fused producer; host steps
+(argmax) between kernels. The cache entry must hold a fatbin for the expected architectures,
+and calling without PyCUDA or without a device must raise CudaUnavailableError.
+
+Results are compared with numpy in two environments (the `env` fixture):
+* 'fake' always runs: tests/_fakecuda.py stands in for PyCUDA and replays each launch
+  through the C twin of the kernel, which checks the runtime's host side (argument layout,
+  host shape checks, transfers, host steps, launch modes) but nothing on the device;
+* 'gpu' runs on the device, and is skipped, with the reason, without PyCUDA or a device.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import gencomp.tensor as T
+from _fakecuda import Fake
+from gencomp import function, shared
+from gencomp.compile import cache, nvcc
+from gencomp.runtime_cuda import CudaUnavailableError, elementwise_grid, reduce_geometry
+from gencomp.tensor.elemwise import elemwise
+from gencomp.tensor.reduce import REDUCTIONS, ArgReduce, Reduce
+from gencomp.tensor.table import ROWS
+
+HAVE_NVCC = shutil.which("nvcc") is not None or os.access("/usr/local/cuda/bin/nvcc", os.X_OK)
+pytestmark = pytest.mark.skipif(not HAVE_NVCC, reason="nvcc (the CUDA compiler) is not installed")
+
+FLOATS = ("float32", "float64")
+TOL = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-12, atol=1e-14)}
+REDUCE_RTOL = {"float32": 1e-5, "float64": 1e-10}
+AXES = [(0,), (2,), (0, 2), (1, 2), (0, 1, 2)]
+
+
+def _apply(row, operands):
+    if row.name == "cast":
+        return T.cast(operands[0], "int32")
+    return elemwise(row.name, *operands)
+
+
+def _table_outputs(a, b, cond):
+    """Every table row defined for the operands' dtype: unary on a, binary on (a, b), ternary (cond, a, b)."""
+    outs = []
+    for row in ROWS:
+        operands = {1: (a,), 2: (a, b), 3: (cond, a, b)}.get(row.arity)
+        try:
+            outs.append(_apply(row, operands))
+        except TypeError:         # no form for this dtype (bitwise ops on floats...): nothing to compile
+            continue
+    return outs
+
+
+def elementwise_graph(dtype):
+    x = T.tensor(dtype, shape=(None, None), name="x")
+    y = T.tensor(dtype, shape=(1, None), name="y")
+    c = T.tensor(dtype, shape=(None, 1), name="c")
+    s = T.tensor(dtype, shape=(), name="s")
+    outs = _table_outputs(x, y, T.gt(x, y))
+    outs += [T.exp(x.T) * c.T + s, s * 2 + 1, x * s - y * c]
+    return [x, y, c, s], outs
+
+
+def integer_graph():
+    ins, outs = [], []
+    for dtype in ("int32", "int64", "uint8", "bool"):
+        a = T.tensor(dtype, shape=(None, None), name=f"a_{dtype}")
+        b = T.tensor(dtype, shape=(1, None), name=f"b_{dtype}")
+        ins += [a, b]
+        outs += _table_outputs(a, b, T.gt(a, b))
+    return ins, outs
+
+
+def reduction_graph(dtype):
+    x = T.tensor(dtype, shape=(None, None, None), name="x")
+    outs, refs = [], []
+    for kind, row in REDUCTIONS.items():
+        for axes in AXES:
+            outs.append(Reduce(kind, axes)(x * 2 + 1))
+            refs.append(lambda v, row=row, axes=axes: row.ref(v * 2 + 1, axis=axes))
+    outs += [Reduce("sum", (0, 1, 2))(x.dimshuffle(2, 0, 1)), Reduce("max", (1,))(x.dimshuffle(2, 0, 1))]
+    refs += [lambda v: v.sum(), lambda v: v.transpose(2, 0, 1).max(axis=1)]
+    return [x], outs, refs
+
+
+def host_step_graph(dtype):
+    x = T.tensor(dtype, shape=(None, None), name="x")
+    am = ArgReduce("argmax", 1)(x)
+    return [x], [am, am * 2 + Reduce("max", (1,))(x), Reduce("sum", (0,))(T.exp(x) * 0.5), Reduce("sum", (0,))(am)]
+
+
+# ---------------------------------------------------------------- compiled by nvcc, no GPU needed
+
+def _entry(f) -> Path:
+    return Path(f.source_path).parent
+
+
+def _check_entry(f):
+    folder = _entry(f)
+    meta = json.loads((folder / "meta.json").read_text())
+    assert meta["backend"] == "cuda" and meta["files"] == {"source": "module.cu", "module": "module.fatbin"}
+    assert meta["compiler_messages"] == "" and "-Werror all-warnings" in meta["command"]
+    archs = nvcc.device_archs()
+    contents = nvcc.fatbin_contents(folder / "module.fatbin")
+    assert sorted(a for kind, a in contents if kind == "cubin") == sorted(archs)
+    assert ("ptx", f"compute_{archs[-1][3:]}") in contents
+    names = [line.split("void ")[1].split("(")[0] for line in meta["signature"].splitlines()]
+    for name in names:
+        assert f'extern "C" __global__ void __launch_bounds__(256) {name}(' in f.source
+    for kernel in meta["kernels"]:
+        if "_reduce_" in kernel:
+            assert f"{kernel}_finish" in names and f"{kernel}_serial" in names
+    return meta
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_elementwise_compiles_warning_free(dtype):
+    ins, outs = elementwise_graph(dtype)
+    f = function(ins, outs, device="cuda")
+    _check_entry(f)
+    assert f.source.startswith(f"/* gencomp module {f.cache_key[:12]}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_reductions_compile_warning_free(dtype):
+    ins, outs, _ = reduction_graph(dtype)
+    meta = _check_entry(function(ins, outs, device="cuda"))
+    assert sum("_reduce_" in k for k in meta["kernels"]) == len(outs)
+    assert "__shfl_down_sync" in _entry_source(meta)
+
+
+def _entry_source(meta) -> str:
+    return (cache.ensure_root(_cache_dir()) / meta["key"] / "module.cu").read_text()
+
+
+def _cache_dir():
+    import gencomp
+
+    return gencomp.config.cache_dir
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_host_steps_between_kernels_compile(dtype):
+    ins, outs = host_step_graph(dtype)
+    meta = _check_entry(function(ins, outs, device="cuda"))
+    assert meta["kernels"]
+
+
+def test_integer_and_bool_ops_compile():
+    ins, outs = integer_graph()
+    _check_entry(function(ins, outs, device="cuda"))
+
+
+def test_float32_math_stays_single_precision(tmp_path):
+    x, y = T.fmatrices("x", "y")
+    f = function([x, y], T.exp(x) * T.log(y) + T.tanh(x) / T.sqrt(y) + T.softplus(x), device="cuda")
+    ptx = tmp_path / "module.ptx"
+    subprocess.run([nvcc.nvcc_path(), "-std=c++17", "-ptx", "-arch=sm_80", "-o", str(ptx), f.source_path],
+                   check=True, capture_output=True)
+    text = ptx.read_text()
+    assert ".f32" in text and ".f64" not in text
+
+
+def test_cache_entry_reused_and_keyed_by_backend_and_arch(monkeypatch):
+    x = T.fvector("x")
+    f1 = function([x], x * 3 + 1, device="cuda")
+    f2 = function([x], x * 3 + 1, device="cuda")
+    assert f2.cache_hit and f1.cache_key == f2.cache_key and f1.source_path == f2.source_path
+    assert function([x], x * 3 + 1).cache_key != f1.cache_key
+    assert any(e.key == f1.cache_key and e.backend == "cuda" for e in cache.list_entries(Path(_cache_dir())))
+    monkeypatch.setattr(nvcc, "device_archs", lambda: ("sm_90",))
+    f3 = function([x], x * 3 + 1, device="cuda")
+    assert f3.cache_key != f1.cache_key and not f3.cache_hit
+    assert sorted(nvcc.fatbin_contents(_entry(f3) / "module.fatbin")) == [("cubin", "sm_90"), ("ptx", "compute_90")]
+
+
+def test_complex_graphs_are_refused_clearly():
+    z = T.zvector("z")
+    with pytest.raises(NotImplementedError, match="complex"):
+        function([z], z * 2, device="cuda")
+
+
+def test_missing_nvcc_is_a_clear_error(monkeypatch):
+    monkeypatch.setattr(nvcc.shutil, "which", lambda name: None)
+    monkeypatch.setattr(nvcc, "_FALLBACK_PATHS", ())
+    nvcc.nvcc_path.cache_clear()
+    try:
+        with pytest.raises(nvcc.NvccNotFoundError, match="nvcc"):
+            function([T.fvector("x")], T.fvector("x") + 1, device="cuda", on_unused_input="ignore")
+    finally:
+        monkeypatch.undo()
+        nvcc.nvcc_path.cache_clear()
+
+
+def test_calling_without_pycuda_or_device_raises(monkeypatch):
+    x = T.fvector("x")
+    f = function([x], x + 1, device="cuda")
+    assert "__global__" in f.source
+    Fake().install(monkeypatch)
+    monkeypatch.setitem(__import__("sys").modules, "pycuda", None)      # as if not installed
+    with pytest.raises(CudaUnavailableError, match="PyCUDA"):
+        f(np.ones(3, "float32"))
+    Fake(devices=0).install(monkeypatch)
+    with pytest.raises(CudaUnavailableError, match="no CUDA device"):
+        f(np.ones(3, "float32"))
+
+
+def test_launch_geometry():
+    assert elementwise_grid(1, 132) == 1 and elementwise_grid(10**8, 132) == 132 * 32
+    assert reduce_geometry(10**6, 8, 132)[0] == "serial"
+    assert reduce_geometry(1, 10**8, 132) == ("blocks", 1, 132 * 8)
+    assert reduce_geometry(5000, 1000, 132) == ("blocks", 5000, 1)
+    mode, blocks, splits = reduce_geometry(3, 5000, 132)
+    assert mode == "blocks" and blocks == 3 and 1 < splits <= 5000
+
+
+# ---------------------------------------------------------------- results against numpy
+
+class Env:
+    """Builds device='cuda' functions; with the fake driver, each call replays through the C twin."""
+
+    def __init__(self, fake):
+        self.fake = fake
+
+    def function(self, inputs, outputs, **kwargs):
+        f = function(inputs, outputs, device="cuda", **kwargs)
+        if self.fake is None:
+            return f
+        twin = function(inputs, outputs, device="cpu", **kwargs)._runner
+
+        def call(*args):
+            self.fake.c_runner = twin
+            return f(*args)
+
+        return call
+
+
+@pytest.fixture(params=["fake", "gpu"])
+def env(request, monkeypatch):
+    if request.param == "gpu":
+        from gencomp import runtime_cuda
+
+        try:
+            runtime_cuda._init()
+        except CudaUnavailableError as exc:
+            pytest.skip(f"GPU runtime test skipped: {exc}")
+        return Env(None)
+    return Env(Fake().install(monkeypatch))
+
+
+def _reference(inputs, outputs, args):
+    return function(inputs, outputs, device="py")(*args)
+
+
+def _compare(got, want, tol):
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == w.dtype and g.shape == w.shape, (k, g.dtype, w.dtype, g.shape, w.shape)
+        if g.dtype.kind == "f":
+            np.testing.assert_allclose(g, w, err_msg=f"output {k}", **tol)
+        else:
+            np.testing.assert_array_equal(g, w, err_msg=f"output {k}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_elementwise_results(env, dtype):
+    ins, outs = elementwise_graph(dtype)
+    f = env.function(ins, outs)
+    rng = np.random.default_rng(0)
+    x = np.asfortranarray(rng.uniform(0.5, 2, (5, 7)).astype(dtype))           # not C-contiguous
+    y = np.ones((1, 14), dtype)[:, ::2]
+    y[...] = rng.uniform(0.5, 2, (1, 7))
+    c, s = rng.uniform(0.5, 2, (5, 1)).astype(dtype), np.array(1.5, dtype)
+    _compare(f(x, y, c, s), _reference(ins, outs, (x, y, c, s)), TOL[dtype])
+    empty = [np.zeros((0, 7), dtype), y, np.zeros((0, 1), dtype), s]
+    _compare(f(*empty), _reference(ins, outs, empty), TOL[dtype])
+
+
+def test_integer_results(env):
+    ins, outs = integer_graph()
+    f = env.function(ins, outs)
+    rng = np.random.default_rng(1)
+    args = []
+    for v in ins:
+        shape = (4, 6) if not v.broadcastable[0] else (1, 6)
+        args.append(rng.integers(0, 2, shape).astype(bool) if v.dtype == "bool"
+                    else rng.integers(1, 6, shape).astype(v.dtype))
+    _compare(f(*args), _reference(ins, outs, args), TOL["float64"])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_reduction_results(env, dtype):
+    ins, outs, refs = reduction_graph(dtype)
+    f = env.function(ins, outs)
+    rng = np.random.default_rng(2)
+    for shape in [(3, 5, 2000), (40, 2, 100), (1, 1, 1)]:
+        big = np.zeros(shape[:2] + (2 * shape[2],), dtype)
+        x = big[:, :, ::2]                                              # not C-contiguous
+        x[...] = rng.integers(-8, 9, shape) / 256                       # x * 2 + 1 is exact
+        got = f(x)
+        for k, (g, ref) in enumerate(zip(got, refs)):
+            want = np.asarray(ref(x.astype("float64")))
+            assert g.dtype == np.dtype(dtype) and g.shape == want.shape, (k, shape)
+            np.testing.assert_allclose(g, want, rtol=REDUCE_RTOL[dtype], err_msg=f"output {k}, shape {shape}")
+    if env.fake is not None:            # every launch mode was used: one thread per result, whole and split blocks
+        names = [(n.rsplit("_", 1)[-1], grid[1] > 1) for n, grid in env.fake.launches]
+        assert ("serial", False) in names and ("finish", False) in names
+        assert any(kind.isdigit() and split for kind, split in names)
+        assert any(kind.isdigit() and not split for kind, split in names)
+
+
+def test_empty_reductions(env):
+    x = T.fmatrix("x")
+    f = env.function([x], [Reduce("sum", (1,))(x), Reduce("mean", (0, 1))(x)])
+    total, mean = f(np.zeros((3, 0), "float32"))
+    np.testing.assert_array_equal(total, np.zeros(3, "float32"))
+    assert np.isnan(mean)
+    g = env.function([x], Reduce("max", (1,))(x))
+    with pytest.raises(ValueError, match="zero-size array"):
+        g(np.zeros((3, 0), "float32"))
+    assert g(np.zeros((0, 4), "float32")).shape == (0,)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_host_step_results(env, dtype):
+    ins, outs = host_step_graph(dtype)
+    f = env.function(ins, outs)
+    x = np.random.default_rng(3).uniform(-1, 1, (6, 9)).astype(dtype)
+    _compare(f(x), _reference(ins, outs, (x,)), TOL[dtype])
+
+
+def test_shape_errors_match_the_cpu_backend(env):
+    x, y = T.fmatrix("x"), T.frow("y")
+    f, cpu = env.function([x, y], x * y), function([x, y], x * y)
+    for args in [(np.ones((2, 3), "f"), np.ones((1, 4), "f")), (np.ones((2, 3), "f"), np.ones((2, 3), "f"))]:
+        with pytest.raises(ValueError) as on_cpu:
+            cpu(*args)
+        with pytest.raises(ValueError) as on_cuda:
+            f(*args)
+        assert str(on_cuda.value) == str(on_cpu.value)
+
+
+def test_shared_variable_updates(env):
+    state = shared(np.zeros(4, "float32"), name="state")
+    x = T.fvector("x")
+    f = env.function([x], state * 2, updates=[(state, state + x)])
+    f(np.ones(4, "float32"))
+    out = f(np.full(4, 2, "float32"))
+    np.testing.assert_array_equal(out, np.full(4, 2, "float32"))
+    np.testing.assert_array_equal(state.get_value(), np.full(4, 3, "float32"))
+
+
+def test_large_full_reduction(env):
+    x = T.fvector("x")
+    f = env.function([x], [Reduce("sum", (0,))(x), Reduce("max", (0,))(x * 2)])
+    v = np.random.default_rng(4).uniform(0, 1, 3_000_001).astype("float32")
+    total, top = f(v)
+    np.testing.assert_allclose(total, v.astype("float64").sum(), rtol=1e-6)
+    assert top == v.max() * 2
