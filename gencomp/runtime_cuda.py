@@ -38,9 +38,12 @@ def _init() -> dict:
     where = "The function was generated and compiled with nvcc: its source is at Function.source_path."
     try:
         import pycuda.driver as drv
-    except ImportError:
+    except ImportError as exc:
+        if "libcuda" in str(exc):           # PyCUDA is there, the NVIDIA driver is not
+            raise CudaUnavailableError(f"no CUDA device is present: the NVIDIA driver library cannot be "
+                                       f"loaded ({exc}). " + where) from None
         raise CudaUnavailableError("device='cuda' needs PyCUDA to run kernels, and it is not installed "
-                                   "(pip install 'gencomp[cuda]'). " + where) from None
+                                   f"(pip install 'gencomp[cuda]'; {exc}). " + where) from None
     try:
         drv.init()
         if drv.Device.count() == 0:
@@ -85,7 +88,7 @@ class DeviceArray:
 
     @classmethod
     def from_host(cls, array) -> "DeviceArray":
-        a = np.ascontiguousarray(array)
+        a = array if array.flags.c_contiguous else array.copy(order="C")    # ascontiguousarray makes 0-d 1-d
         d = cls(a.shape, a.dtype, host=array)
         if d.alloc is not None:
             _STATE["drv"].memcpy_htod(d.alloc, a)

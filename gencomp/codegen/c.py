@@ -92,6 +92,9 @@ def operand_text(operand, compute_dtype: str) -> str:
 def statement(stmt, backend: str = "c") -> CStmt:
     compute = compute_dtypes(stmt)
     texts = [operand_text(o, c) for o, c in zip(stmt.operands, compute)]
+    if {dtypes.kind(c) for c in compute} == {"i", "u"}:
+        # numpy compares signed with unsigned 64-bit integers exactly: so does a 128-bit compare
+        texts = [f"(__int128){t}" for t in texts]
     template = stmt.op.c_expr(dtypes.kind(compute[-1]), backend)
     expr = template.format(*texts, t=dtypes.ctype(compute[-1]))
     if compute[-1] != stmt.out_dtype:

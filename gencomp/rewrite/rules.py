@@ -1,0 +1,260 @@
+"""The rewrite rules, by phase. Each is a small pure function of one node (or of the whole graph).
+
+No rule may change a result for finite, infinite or NaN inputs beyond rounding:
+x - x and x * 0 are therefore left alone for floats.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Constant
+from ..tensor import math as tm
+from ..tensor.elemwise import DimShuffle, Elemwise
+from ..tensor.shape import Reshape
+from .engine import register_graph_rule, register_node_rule
+
+
+def _name(node) -> str | None:
+    return node.op.scalar.name if isinstance(node.op, Elemwise) else None
+
+
+def _const_value(var):
+    """The scalar value of a constant whose elements are all equal, else None."""
+    if isinstance(var, Constant) and var.data.size >= 1:
+        flat = var.data.reshape(-1)
+        if flat.size == 1 or np.all(flat == flat[0]):
+            return flat[0].item()
+    return None
+
+
+def _is(var, value) -> bool:
+    v = _const_value(var)
+    return v is not None and v == value and not isinstance(v, complex)
+
+
+def _owner_name(var) -> str | None:
+    return _name(var.owner) if var.owner is not None else None
+
+
+def _keep(node, var):
+    """`var` shaped and typed as node's output (or None when it cannot be)."""
+    out = node.outputs[0]
+    if var.dtype != out.dtype:
+        var = tm.cast(var, out.dtype)
+    if var.ndim < out.ndim or any(o and not v for o, v in zip(out.broadcastable, var.broadcastable)) \
+            or var.broadcastable != out.broadcastable:
+        others = [i for i in node.inputs if i is not var and not isinstance(i, Constant)]
+        model = others[0] if others else None
+        if model is None or model.ndim != out.ndim:
+            return None if var.broadcastable != out.broadcastable else var
+        var = tm.fill(model, var) if var.ndim == out.ndim else None
+        if var is None or var.broadcastable != out.broadcastable:
+            return None
+    return var
+
+
+# ---- merge ----------------------------------------------------------------------------------------
+
+def _const_key(var):
+    return ("const", var.type, np.ascontiguousarray(var.data).tobytes(), getattr(var, "weak", False))
+
+
+@register_graph_rule("merge")
+def merge(fgraph) -> None:
+    """Common-subexpression elimination: equal constants and equal (op, inputs) nodes become one."""
+    canon, replace = {}, {}
+    for node in fgraph.toposort():
+        for pos, inp in enumerate(node.inputs):
+            inp = replace.get(id(inp), inp)
+            if isinstance(inp, Constant):
+                inp = canon.setdefault(_const_key(inp), inp)
+            node.inputs[pos] = inp
+        key = (node.op, tuple(id(i) for i in node.inputs))
+        if key in canon:
+            for old, new in zip(node.outputs, canon[key].outputs):
+                replace[id(old)] = new
+        else:
+            canon[key] = node
+    fgraph.outputs = [replace.get(id(o), o) for o in fgraph.outputs]
+
+
+# ---- canonicalize ---------------------------------------------------------------------------------
+
+@register_node_rule("canonicalize")
+def constant_folding(node):
+    """A node whose inputs are all constants is computed now, through its numpy implementation."""
+    if not node.inputs or not all(isinstance(i, Constant) for i in node.inputs):
+        return None
+    if not hasattr(node.op, "perform") or type(node.op).__name__ in ("Jacobian",):
+        return None
+    values = node.op.perform(node, [i.data for i in node.inputs])
+    result = []
+    for out, value in zip(node.outputs, values):
+        const = tm.as_tensor_variable(np.array(value, dtype=out.dtype))
+        if const.broadcastable != out.broadcastable:
+            if const.ndim != out.ndim or any(o and not c for o, c in zip(out.broadcastable, const.broadcastable)):
+                return None
+            const = tm.constant(np.array(value, dtype=out.dtype))
+            const.type = out.type
+        result.append(const)
+    return result
+
+
+@register_node_rule("canonicalize")
+def neutral_elements(node):
+    """x * 1, 1 * x, x + 0, 0 + x, x - 0, x / 1, x ** 1 -> x (same dtype and shape only)."""
+    name = _name(node)
+    if name not in ("mul", "add", "sub", "true_div", "pow"):
+        return None
+    a, b = node.inputs
+    keep = None
+    if name == "mul":
+        keep = a if _is(b, 1) else b if _is(a, 1) else None
+    elif name == "add":
+        keep = a if _is(b, 0) else b if _is(a, 0) else None
+    elif name in ("sub", "true_div", "pow"):
+        keep = a if _is(b, {"sub": 0, "true_div": 1, "pow": 1}[name]) else None
+    if keep is None:
+        return None
+    var = _keep(node, keep)
+    return [var] if var is not None else None
+
+
+@register_node_rule("canonicalize")
+def double_negation(node):
+    """-(-x) -> x; -(a - b) -> b - a."""
+    if _name(node) != "neg":
+        return None
+    (x,) = node.inputs
+    inner = _owner_name(x)
+    if inner == "neg":
+        return [x.owner.inputs[0]]
+    if inner == "sub":
+        a, b = x.owner.inputs
+        out = tm.sub(b, a)
+        return [out] if out.type == node.outputs[0].type else None
+    return None
+
+
+@register_node_rule("canonicalize")
+def collect_constants(node):
+    """(x * c1) * c2 -> x * (c1 * c2), and the same for +: constants of a chain meet and fold."""
+    name = _name(node)
+    if name not in ("mul", "add"):
+        return None
+    a, b = node.inputs
+    if not isinstance(b, Constant):
+        a, b = b, a
+    if not isinstance(b, Constant) or _owner_name(a) != name:
+        return None
+    x, c = a.owner.inputs
+    if not isinstance(c, Constant):
+        x, c = c, x
+    if not isinstance(c, Constant) or isinstance(x, Constant):
+        return None
+    op = tm.mul if name == "mul" else tm.add
+    out = op(x, op(c, b))
+    return [out] if out.type == node.outputs[0].type else None
+
+
+@register_node_rule("canonicalize")
+def dimshuffle_of_dimshuffle(node):
+    """Two DimShuffles in a row become one; a DimShuffle that changes nothing disappears."""
+    if not isinstance(node.op, DimShuffle):
+        return None
+    (x,) = node.inputs
+    order = node.op.new_order
+    if order == tuple(range(x.ndim)):
+        return [x]
+    if x.owner is None or not isinstance(x.owner.op, DimShuffle):
+        return None
+    inner = x.owner.op.new_order
+    combined = tuple("x" if d == "x" else inner[d] for d in order)
+    base = x.owner.inputs[0]
+    if combined == tuple(range(base.ndim)):
+        return [base]
+    return [DimShuffle(base.broadcastable, combined)(base)]
+
+
+@register_node_rule("canonicalize")
+def reshape_of_reshape(node):
+    """reshape(reshape(x, s1), s2) -> reshape(x, s2)."""
+    if not isinstance(node.op, Reshape):
+        return None
+    x, shape = node.inputs
+    if x.owner is None or not isinstance(x.owner.op, Reshape):
+        return None
+    out = Reshape(node.op.ndim)(x.owner.inputs[0], shape)
+    return [out] if out.type == node.outputs[0].type else None
+
+
+# ---- stabilize ------------------------------------------------------------------------------------
+
+@register_node_rule("stabilize")
+def log1p_expm1(node):
+    """log(1 + x) -> log1p(x), exp(x) - 1 -> expm1(x): exact near 0 where the naive forms lose digits."""
+    name = _name(node)
+    if name == "log" and _owner_name(node.inputs[0]) == "add":
+        a, b = node.inputs[0].owner.inputs
+        x = b if _is(a, 1) else a if _is(b, 1) else None
+        if x is not None:
+            out = tm.log1p(x)
+            return [out] if out.type == node.outputs[0].type else None
+    if name == "sub" and _is(node.inputs[1], 1) and _owner_name(node.inputs[0]) == "exp":
+        out = tm.expm1(node.inputs[0].owner.inputs[0])
+        return [out] if out.type == node.outputs[0].type else None
+    return None
+
+
+@register_node_rule("stabilize")
+def log_sigmoid(node):
+    """log(sigmoid(x)) -> -softplus(-x); log(1 - sigmoid(x)) -> -softplus(x): finite for large |x|."""
+    if _name(node) != "log":
+        return None
+    (x,) = node.inputs
+    if _owner_name(x) == "sigmoid":
+        out = -tm.softplus(-x.owner.inputs[0])
+    elif _owner_name(x) == "sub" and _is(x.owner.inputs[0], 1) and _owner_name(x.owner.inputs[1]) == "sigmoid":
+        out = -tm.softplus(x.owner.inputs[1].owner.inputs[0])
+    else:
+        return None
+    return [out] if out.type == node.outputs[0].type else None
+
+
+@register_node_rule("stabilize")
+def log_softmax(node):
+    """log(softmax(x)) -> log_softmax(x)."""
+    from ..tensor.nnet import Softmax
+
+    if _name(node) != "log":
+        return None
+    (x,) = node.inputs
+    if x.owner is not None and isinstance(x.owner.op, Softmax) and not x.owner.op.log:
+        out = Softmax(x.owner.op.axis, log=True)(x.owner.inputs[0])
+        return [out] if out.type == node.outputs[0].type else None
+    return None
+
+
+# ---- specialize -----------------------------------------------------------------------------------
+
+@register_node_rule("specialize")
+def pow_to_products(node):
+    """x ** 2 -> x * x, x ** 3 -> x * x * x, x ** -1 -> 1 / x (float x): no pow() call in the loop."""
+    if _name(node) != "pow":
+        return None
+    x, e = node.inputs
+    value = _const_value(e)
+    if value not in (2, 3, -1, 0.0) or isinstance(value, bool) or x.dtype != node.outputs[0].dtype \
+            or x.dtype not in ("float32", "float64"):
+        return None
+    if value == 2:
+        out = x * x
+    elif value == 3:
+        out = x * x * x
+    elif value == -1:
+        out = tm.true_div(np.asarray(1, dtype=x.dtype), x)
+    else:
+        return None
+    out = _keep(node, out)
+    return [out] if out is not None and out.type == node.outputs[0].type else None
