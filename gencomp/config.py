@@ -16,7 +16,11 @@ _CHOICES = {
     "device": ("cpu", "cuda", "py"),
     "optimizer": ("fast_run", "fast_compile", "None"),
 }
-_DEFAULT_CFLAGS = "-O3 -fPIC -shared -std=gnu11 -fno-math-errno -Wall -Wextra"
+# -fwrapv: integer overflow wraps, as in numpy; -fopenmp-simd: `omp simd` loops vectorize even
+# without OpenMP threads; -march=native: the cache key records the CPU, so entries stay local to it;
+# -ffp-contract=off: no fused multiply-add, so results round exactly as numpy's
+_DEFAULT_CFLAGS = ("-O3 -march=native -ffp-contract=off -fPIC -shared -std=gnu11 -fno-math-errno -fwrapv "
+                   "-fopenmp-simd -Wall -Wextra")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +77,7 @@ class Config:
         self.device = "cpu"
         self.cc = "cc"
         self.cflags = _DEFAULT_CFLAGS
-        self.openmp = False
+        self.openmp = True         # used only when the compiler supports it
         self.optimizer = "fast_run"
         self._values["cache_dir"] = None        # resolved lazily: the default may need platformdirs
         for item in filter(None, (s.strip() for s in environ.get("GENCOMP_FLAGS", "").split(","))):

@@ -36,9 +36,9 @@ def test_unknown_attribute_and_bad_value():
 
 def test_change_is_a_context_manager_and_a_setter():
     cfg = Config(environ={})
-    with cfg.change(floatX="float32", openmp=True):
-        assert cfg.floatX == "float32" and cfg.openmp is True
-    assert cfg.floatX == "float64" and cfg.openmp is False
+    with cfg.change(floatX="float32", openmp=False):
+        assert cfg.floatX == "float32" and cfg.openmp is False
+    assert cfg.floatX == "float64" and cfg.openmp is True
     cfg.change(floatX="float32")
     assert cfg.floatX == "float32"
 

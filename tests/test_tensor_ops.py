@@ -88,23 +88,30 @@ def sample(shape, dtype, rng=RNG, lo=-3, hi=3):
 
 # ---------------------------------------------------------------------------------------- reductions
 
-AXES = [None, 0, 1, -1, (0, 2), (2, 0), (-1, -2), ()]
-KEEP = [False, True]
+# Every reducer on every axis form for float64; a smaller grid for the other dtypes (each output is a
+# C kernel, and kernels are what a compile costs).
+FULL_AXES = [None, 0, 1, -1, (0, 2), (2, 0), (-1, -2), ()]
+SMALL_AXES = [None, -1, (2, 0)]
 REDUCERS = ["sum", "prod", "mean", "max", "min", "var", "std"]
 
 
-def _reduction_graph(x):
+def _reduction_graph(x, full):
     outs, refs = [], []
-    for name in REDUCERS:
-        for axis in AXES:
-            for keep in KEEP:
-                outs.append(getattr(T, name)(x, axis=axis, keepdims=keep))
-                refs.append((name, axis, keep))
+    for name in REDUCERS if full else REDUCERS[:5]:
+        for axis in FULL_AXES if full else SMALL_AXES:
+            outs.append(getattr(T, name)(x, axis=axis))
+            refs.append((name, axis, False))
+        for axis in ([None, (0, 2), -1] if full else [(2, 0)]):
+            outs.append(getattr(T, name)(x, axis=axis, keepdims=True))
+            refs.append((name, axis, True))
+    if not full:
+        outs += [T.var(x, axis=(0, 1)), T.std(x, axis=-1, keepdims=True)]
+        refs += [("var", (0, 1), False), ("std", -1, True)]
     for name in ("argmax", "argmin"):
-        for axis in (None, 0, 1, -1):
-            for keep in KEEP:
-                outs.append(getattr(T, name)(x, axis=axis, keepdims=keep))
-                refs.append((name, axis, keep))
+        for axis, keep in ([(None, False), (0, False), (1, True), (-1, False), (None, True)] if full
+                           else [(None, False), (1, False), (-1, True)]):
+            outs.append(getattr(T, name)(x, axis=axis, keepdims=keep))
+            refs.append((name, axis, keep))
     return outs, refs
 
 
@@ -120,7 +127,7 @@ REDUCTION_FNS = {}
 def reduction_fns(dtype):
     if dtype not in REDUCTION_FNS:
         x = T.tensor(dtype, shape=(None, None, None), name="x")
-        outs, refs = _reduction_graph(x)
+        outs, refs = _reduction_graph(x, full=dtype in ("float64", "int64"))
         REDUCTION_FNS[dtype] = (compile_both([x], outs), refs, x, outs)
     return REDUCTION_FNS[dtype]
 
@@ -169,9 +176,10 @@ def test_reduction_of_0d_input():
     fns = compile_both([s], outs)
     for v in (2.5, -0.0, np.inf):
         a = np.asarray(v)
-        run_all(fns, [a], [np.sum(a), np.prod(a), np.mean(a), np.max(a), np.min(a), np.var(a), np.std(a),
-                           np.argmax(a), np.argmin(a), np.sum(a, keepdims=True), np.sum(a, axis=()),
-                           np.max(a, keepdims=True)], f"0-d {v}")
+        with np.errstate(invalid="ignore"):          # var(inf) is nan, as numpy says
+            want = [np.sum(a), np.prod(a), np.mean(a), np.max(a), np.min(a), np.var(a), np.std(a), np.argmax(a),
+                    np.argmin(a), np.sum(a, keepdims=True), np.sum(a, axis=()), np.max(a, keepdims=True)]
+            run_all(fns, [a], want, f"0-d {v}")
     assert all(o.ndim == 0 for o in outs[:9])
 
 
@@ -206,7 +214,9 @@ def test_empty_reductions_with_identity():
                 a.max(axis=1), a.min(axis=1, keepdims=True), a.argmax(axis=1), a.mean(),
                 (a * 2).sum(axis=0, keepdims=True)]
     assert want[0] == 0 and want[3] == 1 and np.isnan(want[9])
-    run_all(fns, [a], want, "empty (0, 4)")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)   # the reference evaluator warns as numpy does
+        run_all(fns, [a], want, "empty (0, 4)")
     # an int sum of nothing is an int64 0
     i = T.ivector("i")
     fi = compile_both([i], [i.sum(), i.prod(), i.mean()])
@@ -224,6 +234,9 @@ NO_IDENTITY = {
     "argmin0": (lambda x: x.argmin(axis=0), lambda a: a.argmin(axis=0)),
     "fused-max0": (lambda x: (x * 2).max(axis=0), lambda a: (a * 2).max(axis=0)),
 }
+EMPTY_SHAPES = {"max0-of-0x0": (0, 0), "min-of-3x0-axis1": (3, 0)}
+NO_IDENTITY["max0-of-0x0"] = (lambda x: x.max(axis=0), lambda a: a.max(axis=0))
+NO_IDENTITY["min-of-3x0-axis1"] = (lambda x: x.min(axis=1), lambda a: a.min(axis=1))
 
 
 @pytest.mark.parametrize("case", sorted(NO_IDENTITY))
@@ -231,7 +244,7 @@ def test_empty_reductions_without_identity_raise_valueerror(case):
     build, ref = NO_IDENTITY[case]
     x = T.matrix("x")
     fns = compile_both([x], build(x))
-    a = np.zeros((0, 3))
+    a = np.zeros(EMPTY_SHAPES.get(case, (0, 3)))
     with pytest.raises(ValueError):
         ref(a)                             # numpy raises too
     raises_on_both(fns, ValueError, [a])
@@ -274,6 +287,20 @@ def test_large_reductions_both_loop_orders():
             got = fn(xa, fa)
             for k, (g, w) in enumerate(zip(got, want)):
                 assert_matches(g, w, f"{device} {name} output {k}", rtol=1e-5 if w.dtype == np.float32 else 1e-10)
+
+
+def test_integer_reductions_accumulate_in_numpy_dtypes():
+    b = T.bvector("b")
+    u = T.tensor("uint8", shape=(None,), name="u")
+    i = T.ivector("i")
+    outs = [b.sum(), u.sum(), u.max(), i.sum(), i.prod(), i.mean(), b.sum(axis=0, keepdims=True), u.prod()]
+    fns = compile_both([b, u, i], outs)
+    ba = np.full(300, 100, np.int8)
+    ua = np.full(300, 250, np.uint8)
+    ia = np.array([2 ** 31 - 1] * 4 + [-3], np.int32)
+    run_all(fns, [ba, ua, ia], [ba.sum(), ua.sum(), ua.max(), ia.sum(), ia.prod(), ia.mean(),
+                                ba.sum(axis=0, keepdims=True), ua.prod()], "wide accumulators")
+    assert int(fns["cpu"](ba, ua, ia)[0]) == 30000
 
 
 def test_reductions_on_broadcastable_inputs():
@@ -569,23 +596,45 @@ def test_outputs_do_not_alias_inputs():
             assert not np.shares_memory(out, w.get_value(borrow=True)), f"{device}: output {k} aliases w"
 
 
+@pytest.mark.parametrize("dtype", ["int32", "bool", "float32"])
+def test_shape_and_index_ops_keep_dtype_and_handle_empty(dtype):
+    x = T.tensor(dtype, shape=(None, None), name="x")
+    y = T.tensor(dtype, shape=(None, None), name="y")
+    idx = T.lvector("idx")
+    outs = [x.T, x[::-1, 1:], x.reshape((-1,)), T.concatenate([x, y], axis=1), T.stack([x, y]), x[idx],
+            x.dimshuffle(1, "x", 0), T.set_subtensor(x[0], y[1]), x[1:1], x.flatten(), T.zeros_like(x), x.shape]
+    fns = compile_both([x, y, idx], outs)
+    for la, a in layouts(sample((3, 4), dtype)):
+        b = sample((3, 4), dtype)
+        for iv in (np.array([2, 0, -1]), np.zeros(0, np.int64)):
+            r = a.copy()
+            r[0] = b[1]
+            want = [a.T, a[::-1, 1:], a.reshape(-1), np.concatenate([a, b], 1), np.stack([a, b]), a[iv],
+                    a.T[:, None, :], r, a[1:1], a.flatten(), np.zeros_like(a), np.array(a.shape)]
+            run_all(fns, [a, b, iv], want, f"{dtype} {la} idx={iv}")
+    e = np.zeros((0, 4), dtype)
+    ef = compile_both([x, y], [x.T, x[::-1, 1:], x.reshape((-1, 2)), T.concatenate([x, y]), x.dimshuffle(1, 0, "x")])
+    run_all(ef, [e, e], [e.T, e[::-1, 1:], e.reshape(-1, 2), np.concatenate([e, e]), e.T[:, :, None]], "empty")
+
+
 # --------------------------------------------------------------------------------- dot / matmul / outer
 
 def test_dot_every_vector_matrix_combination():
-    v, w = T.vectors("v", "w")
+    v, w, u = T.vectors("v", "w", "u")
     a, b = T.matrices("a", "b")
     s = T.scalar("s")
-    outs = [T.dot(v, w), T.dot(a, v), T.dot(v, a), T.dot(a, b), v.dot(w), a.dot(b), a @ b, a @ v, v @ a, v @ w,
-            T.matmul(a, b), T.outer(v, w), T.dot(a.T, b.T), T.dot(s, a), T.dot(v, s), a.T @ a]
-    fns = compile_both([v, w, a, b, s], outs)
+    outs = [T.dot(v, w), T.dot(a, v), T.dot(u, a), T.dot(a, b), v.dot(w), a.dot(b), a @ b, a @ v, u @ a, v @ w,
+            T.matmul(a, b), T.outer(u, v), T.dot(b.T, a.T), T.dot(s, a), T.dot(v, s), a.T @ a, T.dot(b.T, v)]
+    fns = compile_both([v, w, u, a, b, s], outs)
     rng = np.random.default_rng(5)
-    for (la, A), (_, B), (_, V), (_, W) in zip(*(layouts(rng.standard_normal(sh)) for sh in
-                                                  [(3, 3), (3, 3), (3,), (3,)])):
-        want = [V @ W, A @ V, V @ A, A @ B, V @ W, A @ B, A @ B, A @ V, V @ A, V @ W, A @ B, np.outer(V, W),
-                A.T @ B.T, 1.5 * A, V * 1.5, A.T @ A]
-        run_all(fns, [V, W, A, B, 1.5], want, la)
-    raises_on_both(fns, ValueError, [rng.standard_normal(3), rng.standard_normal(4), rng.standard_normal((3, 3)),
-                                     rng.standard_normal((3, 3)), 1.0])
+    shapes = [(3,), (3,), (2,), (2, 3), (3, 4)]
+    for (la, V), (_, W), (_, U), (_, A), (_, B) in zip(*(layouts(rng.standard_normal(sh)) for sh in shapes)):
+        want = [V @ W, A @ V, U @ A, A @ B, V @ W, A @ B, A @ B, A @ V, U @ A, V @ W, A @ B, np.outer(U, V),
+                B.T @ A.T, 1.5 * A, V * 1.5, A.T @ A, B.T @ V]
+        run_all(fns, [V, W, U, A, B, 1.5], want, la)
+    bad = [rng.standard_normal(sh) for sh in shapes]
+    bad[1] = rng.standard_normal(4)                      # v . w with lengths 3 and 4
+    raises_on_both(fns, ValueError, bad + [1.0])
 
 
 def test_dot_shapes_dtypes_and_empty():
@@ -617,17 +666,20 @@ def test_dot_shapes_dtypes_and_empty():
 def test_batched_matmul():
     x, y = T.tensor3s("x", "y")
     m = T.matrix("m")
-    v = T.vector("v")
+    v, u = T.vectors("v", "u")
     q = T.tensor4("q")
-    outs = [x @ y, T.matmul(x, m), m @ x, x @ v, v @ x, T.dot(x, m), q @ x, T.matmul(x, y.transpose(0, 2, 1))]
-    fns = compile_both([x, y, m, v, q], outs)
+    outs = [x @ y, T.matmul(x, m), m @ x, x @ v, u @ x, T.dot(x, m), q @ x, T.matmul(x, x.transpose(0, 2, 1))]
+    fns = compile_both([x, y, m, v, u, q], outs)
     rng = np.random.default_rng(9)
-    for (lx, X), (_, Y), (_, M), (_, V), (_, Q) in zip(*(layouts(rng.standard_normal(s)) for s in
-                                                         [(2, 3, 3), (2, 3, 3), (3, 3), (3,), (4, 2, 3, 3)])):
-        want = [X @ Y, X @ M, M @ X, X @ V, V @ X, X @ M, Q @ X, X @ Y.transpose(0, 2, 1)]
-        run_all(fns, [X, Y, M, V, Q], want, lx)
+    shapes = [(2, 3, 4), (2, 4, 5), (4, 3), (4,), (3,), (3, 2, 5, 3)]
+    for (lx, X), (_, Y), (_, M), (_, V), (_, U), (_, Q) in zip(*(layouts(rng.standard_normal(s)) for s in shapes)):
+        want = [X @ Y, X @ M, M @ X, X @ V, U @ X, X @ M, Q @ X, X @ X.transpose(0, 2, 1)]
+        run_all(fns, [X, Y, M, V, U, Q], want, lx)
+    bad = [rng.standard_normal(s) for s in shapes]
+    bad[1] = rng.standard_normal((2, 3, 5))               # inner dimensions 4 and 3
+    raises_on_both(fns, ValueError, bad)
     raises_on_both(compile_both([x, y], x @ y), ValueError, [rng.standard_normal((2, 3, 4)),
-                                                             rng.standard_normal((2, 3, 4))])
+                                                             rng.standard_normal((3, 4, 2))])   # batch 2 vs 3
 
 
 # --------------------------------------------------------------------------------------------- nnet

@@ -176,7 +176,19 @@ class _Context:
         )
 
 
-def elementwise_context(plan, kernel, errors, backend="c") -> dict:
+PARALLEL_MIN = 32768      # elements: below this, starting threads costs more than it saves
+
+
+def _pragmas(parallel: bool, extent: str) -> tuple:
+    """(flat-loop pragma, outer-loop pragma): threads above PARALLEL_MIN when OpenMP is on, SIMD always."""
+    if not parallel:
+        return "#pragma omp simd", ""
+    cond = f"if ({extent} >= {PARALLEL_MIN})"
+    return (f"#pragma omp parallel for simd schedule(static) {cond}",
+            f"#pragma omp parallel for schedule(static) {cond}")
+
+
+def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
     ctx = _Context(plan, kernel, errors, backend)
     ctx.leaves()
     args, nd = plan.args, kernel.ndim
@@ -193,8 +205,10 @@ def elementwise_context(plan, kernel, errors, backend="c") -> dict:
     result = ctx.common(first.cname + "_n{d}")
     outs = ", ".join(args[i].label for i, _ in kernel.stores)
     offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in range(d + 1, nd)])}" for d in range(nd))
+    flat_pragma, outer_pragma = _pragmas(parallel, result["extent"])
     result.update(comment=comment_text(f"elementwise loop computing {outs}"), stores_flat=stores_flat,
-                  stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0")
+                  stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0",
+                  flat_pragma=flat_pragma, outer_pragma=outer_pragma)
     return result
 
 
@@ -264,12 +278,15 @@ def reduce_context(plan, kernel, errors, backend="c") -> dict:
     return result
 
 
-def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> tuple:
-    """(C source, cdef declarations, [ShapeError by check code - 1], [kernel names])."""
+def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: bool = False) -> tuple:
+    """(C source, cdef declarations, [ShapeError by check code - 1], [kernel names]).
+
+    `parallel`: the module is compiled with OpenMP, so large loops use threads.
+    """
     errors, kernels, decls = [], [], []
     for kernel in plan.kernels:
         if kernel.reduce is None:
-            ctx = elementwise_context(plan, kernel, errors)
+            ctx = elementwise_context(plan, kernel, errors, parallel=parallel)
             text = render("c/elementwise.c.j2", k=ctx)
         else:
             ctx = reduce_context(plan, kernel, errors)

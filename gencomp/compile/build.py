@@ -35,7 +35,7 @@ def code_fingerprint() -> str:
 
 def cache_key(fgraph, snapshot, backend: str) -> str:
     compiler = cc.compiler_identity(snapshot.cc)
-    return sha256_key(["gencomp", code_fingerprint(), f"backend={backend}", compiler,
+    return sha256_key(["gencomp", code_fingerprint(), f"backend={backend}", compiler, cc.cpu_identity(),
                        f"cflags={snapshot.cflags}", f"openmp={snapshot.openmp}",
                        *canonical_lines(fgraph)])
 
@@ -62,7 +62,8 @@ def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
 def _build_entry(folder: Path, plan, snapshot, key, name, graph_text) -> dict:
     from ..codegen.c import render_module
 
-    source, cdef, errors, kernels = render_module(plan, key, name, graph_text)
+    parallel = snapshot.openmp and cc.supports_openmp(snapshot.cc)
+    source, cdef, errors, kernels = render_module(plan, key, name, graph_text, parallel=parallel)
     (folder / "module.c").write_text(source, encoding="utf-8")
     cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
     seconds = cc.compile_library(cmd, folder)

@@ -9,7 +9,9 @@ loading an entry never runs the C parser.
 from __future__ import annotations
 
 import functools
+import hashlib
 import os
+import platform
 import shlex
 import shutil
 import subprocess
@@ -41,6 +43,19 @@ def compiler_identity(cc: str) -> str:
     path = compiler_path(cc)
     st = os.stat(path)
     return f"{path} size={st.st_size} mtime={st.st_mtime_ns}"
+
+
+@functools.lru_cache(maxsize=None)
+def cpu_identity() -> str:
+    """The processor model and features: code built with -march=native runs only where they match."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            lines = [line for line in f.read(65536).splitlines()
+                     if line.startswith(("model name", "flags", "Features", "CPU part"))]
+        text = "\n".join(dict.fromkeys(lines))
+    except OSError:
+        text = platform.processor() or platform.machine()
+    return "cpu=" + hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 @functools.lru_cache(maxsize=None)

@@ -39,8 +39,8 @@ class Dot(Op):
         dtype = np.result_type(x.dtype, y.dtype).name
         shape = np.matmul(np.zeros([1 if b else 2 for b in x.broadcastable]),
                           np.zeros([1 if b else 2 for b in y.broadcastable])).shape if self.batched else None
-        if self.batched:
-            bcast = (False,) * len(shape)
+        if self.batched:       # stand-in lengths are 2, so a length 1 comes from a broadcastable dim
+            bcast = tuple(s == 1 for s in shape)
         else:
             bcast = tuple(x.broadcastable[:-1]) + tuple(y.broadcastable[1:] if y.ndim == 2 else ())
         return Apply(self, [x, y], [TensorType(dtype, bcast)])
@@ -57,20 +57,54 @@ class Dot(Op):
         return [np.asarray(out, dtype=dtype)]
 
     def grad(self, inputs, output_grads, outputs):
-        from .math import dimshuffle, outer
+        from .math import outer
 
         x, y = inputs
         (g,) = output_grads
-        if self.batched and (x.ndim > 2 or y.ndim > 2):
-            swap = lambda t: dimshuffle(t, tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2))  # noqa: E731
-            return [matmul(g, swap(y)), matmul(swap(x), g)]
-        if x.ndim == 1 and y.ndim == 1:
-            return [g * y, g * x]
-        if x.ndim == 2 and y.ndim == 1:
-            return [outer(g, y), dot(x.T, g)]
-        if x.ndim == 1 and y.ndim == 2:
-            return [dot(y, g), outer(x, g)]
-        return [dot(g, y.T), dot(x.T, g)]
+        if not self.batched:
+            if x.ndim == 1 and y.ndim == 1:
+                return [g * y, g * x]
+            if x.ndim == 2 and y.ndim == 1:
+                return [outer(g, y), dot(x.T, g)]
+            if x.ndim == 1 and y.ndim == 2:
+                return [dot(y, g), outer(x, g)]
+            return [dot(g, y.T), dot(x.T, g)]
+        return _matmul_grad(x, y, g)
+
+
+def _matmul_grad(x, y, g):
+    """Gradients of matmul with vectors promoted to matrices and broadcast batch dims summed back."""
+    from .math import dimshuffle
+
+    x2 = dimshuffle(x, ("x", 0)) if x.ndim == 1 else x
+    y2 = dimshuffle(y, (0, "x")) if y.ndim == 1 else y
+    g2 = g
+    if x.ndim == 1:
+        g2 = dimshuffle(g2, tuple(range(g2.ndim - (0 if y.ndim == 1 else 1))) + ("x",)
+                        + ((g2.ndim - 1,) if y.ndim != 1 else ()))
+    if y.ndim == 1:
+        g2 = dimshuffle(g2, tuple(range(g2.ndim)) + ("x",))
+
+    def swap(t):
+        return dimshuffle(t, tuple(range(t.ndim - 2)) + (t.ndim - 1, t.ndim - 2))
+
+    gx, gy = _sum_to(matmul(g2, swap(y2)), x2), _sum_to(matmul(swap(x2), g2), y2)
+    if x.ndim == 1:
+        gx = dimshuffle(gx, (1,))
+    if y.ndim == 1:
+        gy = dimshuffle(gy, (0,))
+    return [gx, gy]
+
+
+def _sum_to(g, like):
+    """`g` summed over the leading dims `like` lacks and the dims `like` broadcasts."""
+    from .math import sum as sum_
+
+    lead = g.ndim - like.ndim
+    if lead:
+        g = sum_(g, axis=tuple(range(lead)))
+    axes = tuple(d for d in range(like.ndim) if like.broadcastable[d] and not g.broadcastable[d])
+    return sum_(g, axis=axes, keepdims=True) if axes else g
 
 
 def dot(x, y):

@@ -105,8 +105,12 @@ class Reduce(Op):
             gx = math.fill(x, g_full)
         elif name == "mean":
             gx = math.fill(x, g_full / math.cast(ShapeI(self.axes)(x), g.dtype)) if self.axes else math.fill(x, g_full)
-        elif name == "prod":
-            gx = g_full * z_full / x
+        elif name == "prod":                    # zeros handled as Theano does: only a lone zero gets a gradient
+            is_zero = math.eq(x, 0)
+            zeros = math.dimshuffle(math.sum(is_zero, axis=self.axes), pattern)
+            others = math.dimshuffle(math.prod(math.switch(is_zero, 1, x), axis=self.axes), pattern)
+            gx = g_full * math.switch(math.eq(zeros, 0), z_full / math.switch(is_zero, 1, x),
+                                      math.switch(is_zero & math.eq(zeros, 1), others, 0))
         else:                                   # max / min: to every element equal to the result
             gx = g_full * math.eq(x, z_full)
         return [math.cast(gx, x.dtype) if gx.dtype != x.dtype else gx]
