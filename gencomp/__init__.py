@@ -3,9 +3,9 @@
 __version__ = "0.1.0"
 
 from .config import config  # noqa: E402
-from .function import Function, In, UnusedInputError, function  # noqa: E402
+from .function import Function, In, Out, UnusedInputError, function  # noqa: E402
 from .sharedvar import SharedVariable, shared  # noqa: E402
 from . import printing, tensor  # noqa: E402,F401
 
-__all__ = ["config", "function", "Function", "In", "shared", "SharedVariable", "UnusedInputError",
+__all__ = ["config", "function", "Function", "In", "Out", "shared", "SharedVariable", "UnusedInputError",
            "printing", "tensor", "__version__"]

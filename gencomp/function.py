@@ -40,6 +40,17 @@ class In:
         return f"In({self.variable!r}, name={self.name!r}, value={self.value!r})"
 
 
+class Out:
+    """An output with options: `borrow=True` lets the function return the same buffer on every call.
+
+    A borrowed output is overwritten by the next call (no allocation per call), as Theano's
+    Out(borrow=True); by default every output is a fresh array that aliases nothing.
+    """
+
+    def __init__(self, variable, borrow=False):
+        self.variable, self.borrow = variable, bool(borrow)
+
+
 def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None,
              on_unused_input="raise", allow_input_downcast=False, mode=None):
     """Compile a callable computing `outputs` from `inputs` (and applying `updates` after each call)."""
@@ -100,7 +111,8 @@ class Function:
         self.inputs = self._inputs(inputs)
         self._single = outputs is not None and not isinstance(outputs, (list, tuple))
         out_list = [] if outputs is None else [outputs] if self._single else list(outputs)
-        out_vars = [as_tensor_variable(o) for o in out_list]
+        self._borrowed = [k for k, o in enumerate(out_list) if isinstance(o, Out) and o.borrow]
+        out_vars = [as_tensor_variable(o.variable if isinstance(o, Out) else o) for o in out_list]
         update_pairs = [(v, _update_value(v, e)) for v, e in _pairs(updates, "updates")]
         if len({id(v) for v, _ in update_pairs}) != len(update_pairs):
             raise ValueError("a shared variable appears twice in updates")
@@ -182,7 +194,7 @@ class Function:
         entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
-        return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"])
+        return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"], self._borrowed)
 
     def _build_cuda(self, snapshot):
         """Render and nvcc-compile (no GPU needed); PyCUDA and a device are needed only to call."""

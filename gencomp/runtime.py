@@ -39,7 +39,7 @@ class _KernelCall:
 class CRunner:
     """Runs a Plan: each call allocates the results, fills temporaries and outputs step by step."""
 
-    def __init__(self, plan, ffi, lib, errors, kernel_names):
+    def __init__(self, plan, ffi, lib, errors, kernel_names, borrowed=()):
         self.lib = lib                # keeps the shared library loaded while this runner lives
         self.from_buffer, self.cast = ffi.from_buffer, ffi.cast
         self.args = plan.args
@@ -54,6 +54,13 @@ class CRunner:
         functions = dict(zip(kernel_names, (getattr(lib, n) for n in kernel_names)))
         self.steps = [s if isinstance(s, HostStep) else _KernelCall(s, plan.args, functions[s.name])
                       for s in plan.steps]
+        # temporaries (and outputs the caller borrows) keep their buffer from call to call
+        reusable = {i for i, a in enumerate(plan.args) if a.role == "temp"}
+        reusable |= {plan.output_args[j] for j in borrowed}
+        self.buffers = {}
+        for step in self.steps:
+            if type(step) is not HostStep:
+                step.reuse = [index in reusable for index in step.writes]
 
     def _pointer(self, a):
         try:
@@ -79,8 +86,13 @@ class CRunner:
                 cargs += [strides[k] for k in step.strides[index]]
             if step.pass_shape:
                 cargs += shape
-            for index, dtype in zip(step.writes, step.dtypes):
-                out = vals[index] = np.empty(shape, dtype)
+            for index, dtype, reuse in zip(step.writes, step.dtypes, step.reuse):
+                out = self.buffers.get(index) if reuse else None
+                if out is None or out.shape != shape:
+                    out = np.empty(shape, dtype)
+                    if reuse:
+                        self.buffers[index] = out
+                vals[index] = out
                 cargs.append(self.from_buffer(out))
             rc = step.fn(*cargs)
             if rc:

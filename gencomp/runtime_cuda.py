@@ -53,8 +53,8 @@ def _init() -> dict:
         from pycuda.tools import DeviceMemoryPool
     except Exception as exc:          # pycuda raises its own error types for a missing driver or device
         first = str(exc).strip().partition("\n")[0]
-        raise CudaUnavailableError(f"no CUDA device is present ({type(exc).__name__}: {first}); device='cuda' "
-                                   f"functions cannot run on this machine. " + where) from None
+        raise CudaUnavailableError(f"no CUDA device is present ({type(exc).__name__}: {first}); "
+                                   f"device='cuda' functions cannot run on this machine. " + where) from None
     atexit.register(_release, context)
     _STATE.update(drv=drv, pool=DeviceMemoryPool(), modules={},
                   sm_count=drv.Context.get_device().get_attribute(drv.device_attribute.MULTIPROCESSOR_COUNT))
@@ -156,7 +156,8 @@ class _Launch:
                       for a in self.call.reads)
         name = kernel.name
         if kernel.reduce is None:
-            self.main = module.get_function(name).prepare(fmt + "q" * kernel.ndim + "P" * len(self.call.writes))
+            fmt += "q" * kernel.ndim + "P" * len(self.call.writes)
+            self.main = module.get_function(name).prepare(fmt)
         else:
             self.main = module.get_function(name).prepare(fmt + "PP")
             self.finish = module.get_function(name + "_finish").prepare("PPqqq")
@@ -177,7 +178,8 @@ class _Launch:
             n = vals[err.arg].shape[err.dim]
             expected = 1 if err.source is None else vals[err.source[0]].shape[err.source[1]]
             if n != expected:
-                raise ValueError(shape_error_message(err, self.args, [getattr(v, "shape", None) for v in vals]))
+                shapes = [getattr(v, "shape", None) for v in vals]
+                raise ValueError(shape_error_message(err, self.args, shapes))
 
     def run(self, vals, sm_count) -> None:
         loop = self.loop_shape(vals)
@@ -222,7 +224,8 @@ class CudaRunner:
         self.args = plan.args
         self.n_inputs = sum(1 for a in plan.args if a.role == "input")
         self.output_args = plan.output_args
-        self.errors = [ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3]) for e in entry.meta["errors"]]
+        self.errors = [ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3])
+                       for e in entry.meta["errors"]]
         self.steps = None              # built on the first call, when PyCUDA is known to work
         self.rest = None
 

@@ -232,7 +232,7 @@ def _accumulator(row, dtype: str) -> str:
     return dtype
 
 
-def reduce_context(plan, kernel, errors, backend="c") -> dict:
+def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
     ctx = _Context(plan, kernel, errors, backend)
     ctx.leaves()
     args, nd, op = plan.args, kernel.ndim, kernel.reduce
@@ -269,7 +269,9 @@ def reduce_context(plan, kernel, errors, backend="c") -> dict:
         kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name, out=ptr,
         identity=_IDENTITY[row.identity](acc_dtype),
         combine_lane=combine.format(acc="lane[l]", x=val), combine_tail=combine.format(acc="lane[0]", x=val),
-        combine_lanes=combine.format(acc=f"{acc_name}[0]", x="lane[l]"),
+        combine_part=combine.format(acc="part[t]", x="lane[l]"),
+        combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[t]"),
+        parallel=parallel, parallel_min=PARALLEL_MIN,
         combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
         kept_extent=_product([f"n{d}" for d in kept]), reduced_extent=_product([f"n{d}" for d in op.axes]),
         empty_code=len(errors) if row.nonempty else 0, mean=row.mean, workspace=workspace,
@@ -289,10 +291,10 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
             ctx = elementwise_context(plan, kernel, errors, parallel=parallel)
             text = render("c/elementwise.c.j2", k=ctx)
         else:
-            ctx = reduce_context(plan, kernel, errors)
+            ctx = reduce_context(plan, kernel, errors, parallel=parallel)
             text = render("c/reduce.c.j2", k=ctx)
         kernels.append(text.rstrip("\n"))
         decls.append(f"int {ctx['name']}({', '.join(ctx['params'])});")
-    source = render("c/module.c.j2", key12=key[:12], name=comment_text(name),
+    source = render("c/module.c.j2", key12=key[:12], name=comment_text(name), openmp=parallel,
                     graph_lines=[comment_text(line) for line in graph_lines], kernels=kernels)
     return source, "\n".join(decls), errors, [k.name for k in plan.kernels]
