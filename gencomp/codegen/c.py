@@ -9,6 +9,7 @@ import numpy as np
 
 from .. import dtypes
 from . import render
+from ..tensor.reduce import Reduce
 from .lower import Kernel, Plan, ShapeError, compute_dtypes
 
 
@@ -232,22 +233,31 @@ def _accumulator(row, dtype: str) -> str:
     return dtype
 
 
-def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
+def _reduction_base(plan, kernel, errors, backend):
+    """The context shared by reductions: the loop over the input, its result pointer and index."""
     ctx = _Context(plan, kernel, errors, backend)
     ctx.leaves()
-    args, nd, op = plan.args, kernel.ndim, kernel.reduce
-    row = op.row
+    args, nd = plan.args, kernel.ndim
+    axes = kernel.reduce.reduced_axes(nd)
     (out_index, value), = kernel.stores
     out = args[out_index]
-    kept = [d for d in range(nd) if d not in op.axes]
-    # the loop lengths come from the leaves; a loop dim no leaf reads has length 1
-    dims = []
-    for d in range(nd):
-        src = kernel.sources[d]
-        dims.append(f"{args[src[0]].cname}_n{src[1]}" if src else "1")
+    kept = [d for d in range(nd) if d not in axes]
     ctx.params += [f"void *{out.cname}_raw"]
     ptr = Ptr(dtypes.ctype(out.dtype), f"{out.cname}_data", f"{out.cname}_raw", False)
     ctx.pointers.append(ptr)
+    result = ctx.common("")
+    # the loop lengths come from the leaves; a loop dim no leaf reads has length 1
+    result["dims"] = [f"{args[s[0]].cname}_n{s[1]}" if s else "1" for s in kernel.sources]
+    offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in kept if e > d])}" for d in kept)
+    result.update(out=ptr, kept_extent=_product([f"n{d}" for d in kept]),
+                  reduced_extent=_product([f"n{d}" for d in axes]),
+                  out_offset=offset.replace(" * 1", "") or "0")
+    return result, value, out, out_index, kept, axes
+
+
+def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
+    result, value, out, out_index, kept, axes = _reduction_base(plan, kernel, errors, backend)
+    row, ptr = kernel.reduce.row, result["out"]
     acc_dtype = _accumulator(row, out.dtype)
     workspace = acc_dtype != out.dtype
     acc_name = "acc" if workspace else ptr.name
@@ -256,27 +266,42 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
     val = operand_text(value, acc_dtype)
     if row.nonempty:
         errors.append(ShapeError(out_index, -1, None, out_index))
-    result = ctx.common("")
-    result["dims"] = dims
-    offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in kept if e > d])}" for d in kept)
     finish = None
     if row.mean:
-        finish = f"({ptr.ctype})(acc[j] / ({dtypes.ctype(acc_dtype)})r)".replace("acc[j]", f"{acc_name}[j]")
+        finish = f"({ptr.ctype})({acc_name}[j] / ({dtypes.ctype(acc_dtype)})r)"
     elif workspace:
         finish = f"({ptr.ctype})acc[j]"
     result.update(
-        comment=comment_text(f"{row.name} over axes {list(op.axes)} computing {out.label}"),
-        kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name, out=ptr,
+        comment=comment_text(f"{row.name} over axes {list(axes)} computing {out.label}"),
+        kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name,
         identity=_IDENTITY[row.identity](acc_dtype),
         combine_lane=combine.format(acc="lane[l]", x=val), combine_tail=combine.format(acc="lane[0]", x=val),
         combine_part=combine.format(acc="part[t]", x="lane[l]"),
         combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[t]"),
-        parallel=parallel, parallel_min=PARALLEL_MIN,
         combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
-        kept_extent=_product([f"n{d}" for d in kept]), reduced_extent=_product([f"n{d}" for d in op.axes]),
+        parallel=parallel, parallel_min=PARALLEL_MIN,
         empty_code=len(errors) if row.nonempty else 0, mean=row.mean, workspace=workspace,
-        flat=len(kept) == 0 and nd > 0, out_offset=(offset.replace(" * 1", "") or "0"), finish=finish,
+        flat=len(kept) == 0 and kernel.ndim > 0, finish=finish,
     )
+    return result
+
+
+def argreduce_context(plan, kernel, errors, backend="c") -> dict:
+    result, value, out, out_index, kept, axes = _reduction_base(plan, kernel, errors, backend)
+    op, dtype = kernel.reduce, value[2]
+    errors.append(ShapeError(out_index, -1, None, out_index))
+    # numpy's position: along the axis, or in the C-order flattening of the whole input
+    index = " + ".join(f"i{d} * {_product([f'n{e}' for e in axes if e > d])}" for d in axes)
+    cmp = ">" if op.kind == "argmax" else "<"
+    o = f"{result['out'].name}[j]"
+    ordered = f"(v {cmp} best[j] || (v == best[j] && p < {o}))"
+    if dtypes.kind(dtype) == "f":          # the first NaN wins, as in numpy
+        better = f"((v != v) ? (best[j] == best[j] || p < {o}) : (best[j] == best[j] && {ordered}))"
+    else:
+        better = ordered
+    result.update(comment=comment_text(f"{op.kind} over axes {list(axes)} computing {out.label}"),
+                  kind=op.kind, value_ctype=dtypes.ctype(dtype), value=operand_text(value, dtype),
+                  index=index.replace(" * 1", "") or "0", better=better, empty_code=len(errors))
     return result
 
 
@@ -290,9 +315,12 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
         if kernel.reduce is None:
             ctx = elementwise_context(plan, kernel, errors, parallel=parallel)
             text = render("c/elementwise.c.j2", k=ctx)
-        else:
+        elif isinstance(kernel.reduce, Reduce):
             ctx = reduce_context(plan, kernel, errors, parallel=parallel)
             text = render("c/reduce.c.j2", k=ctx)
+        else:
+            ctx = argreduce_context(plan, kernel, errors)
+            text = render("c/argreduce.c.j2", k=ctx)
         kernels.append(text.rstrip("\n"))
         decls.append(f"int {ctx['name']}({', '.join(ctx['params'])});")
     source = render("c/module.c.j2", key12=key[:12], name=comment_text(name), openmp=parallel,

@@ -16,7 +16,7 @@ import numpy as np
 
 from ..graph import Constant
 from ..tensor.elemwise import DimShuffle, Elemwise, resolve_dtypes
-from ..tensor.reduce import Reduce
+from ..tensor.reduce import ArgReduce, Reduce
 
 
 @dataclass(frozen=True)
@@ -65,7 +65,7 @@ class Kernel:
         """The loop dims that index the stored arrays."""
         if self.reduce is None:
             return tuple(range(self.ndim))
-        return tuple(d for d in range(self.ndim) if d not in self.reduce.axes)
+        return tuple(d for d in range(self.ndim) if d not in self.reduce.reduced_axes(self.ndim))
 
 
 @dataclass
@@ -162,7 +162,7 @@ class _Lowering:
                 var = node.outputs[0]
                 if id(var) in needed or id(var) in outputs:
                     self._store_elementwise(var, out_args)
-            elif isinstance(node.op, Reduce):
+            elif isinstance(node.op, (Reduce, ArgReduce)):
                 self._flush()
                 self._reduce_kernel(node, out_args)
             else:
@@ -178,7 +178,8 @@ class _Lowering:
                 output_args.append(index)
         self._flush()
         for k, step in enumerate(s for s in self.steps if isinstance(s, Kernel)):
-            step.name = f"gc_{'reduce' if step.reduce else 'elemwise'}_{k}"
+            family = "elemwise" if step.reduce is None else "reduce" if isinstance(step.reduce, Reduce) else "argreduce"
+            step.name = f"gc_{family}_{k}"
         return Plan(self.args, self.steps, self.constants, output_args)
 
     def _materialized(self, nodes):
@@ -189,7 +190,7 @@ class _Lowering:
             if isinstance(node.op, DimShuffle) and id(node.outputs[0]) in needed:
                 host_views.add(id(node))
                 fusible_consumer = False
-            if fusible_consumer or isinstance(node.op, Reduce):
+            if fusible_consumer or isinstance(node.op, (Reduce, ArgReduce)):
                 continue
             for inp in node.inputs:
                 if inp.owner is not None and is_fusible(inp.owner):

@@ -70,6 +70,9 @@ class Reduce(Op):
         self.row = REDUCTIONS[kind]
         self.axes = tuple(axes)
 
+    def reduced_axes(self, ndim: int) -> tuple:
+        return self.axes
+
     def signature(self) -> str:
         return f"Reduce{{{self.row.name},axes={list(self.axes)}}}"
 
@@ -129,6 +132,9 @@ class ArgReduce(Op):
         if kind not in ("argmax", "argmin"):
             raise ValueError(kind)
         self.kind, self.axis = kind, axis
+
+    def reduced_axes(self, ndim: int) -> tuple:
+        return tuple(range(ndim)) if self.axis is None else (self.axis,)
 
     def signature(self) -> str:
         return f"ArgReduce{{{self.kind},axis={self.axis}}}"
