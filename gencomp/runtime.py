@@ -103,6 +103,8 @@ class CRunner:
         if code < 0:
             return MemoryError("out of memory in a gencomp kernel")
         err = self.errors[code - 1]
+        if err.dim == -2:
+            return ValueError("Integers to negative integer powers are not allowed.")
         if err.dim < 0:
             return ValueError(f"zero-size array to a reduction with no identity ({self.args[err.arg].label})")
         return ValueError(shape_error_message(err, self.args, [getattr(v, "shape", None) for v in vals]))

@@ -21,7 +21,8 @@ import numpy as np
 from .codegen.c import _accumulator
 from .codegen.cuda import BLOCK, UNROLL
 from .codegen.lower import HostStep, ShapeError
-from .runtime import _KernelCall, _shape_function, shape_error_message
+from .runtime import CRunner, _KernelCall, _shape_function
+from .tensor.reduce import Reduce
 
 
 class CudaUnavailableError(RuntimeError):
@@ -146,44 +147,58 @@ def reduce_geometry(m: int, r: int, sm_count: int) -> tuple:
 
 
 class _Launch:
-    """One kernel of the plan: its host-side checks, argument layout and launch geometry."""
+    """One kernel of the plan: its host-side checks, argument layout and launch geometry.
 
-    def __init__(self, kernel, args, module, errors):
-        self.kernel, self.args, self.errors = kernel, args, errors
+    `codes`: the 1-based codes (indices into the runner's error list) of this kernel's checks.
+    """
+
+    def __init__(self, kernel, args, module, errors, codes, error_word):
+        self.kernel, self.args, self.errors, self.codes = kernel, args, errors, codes
         self.call = _KernelCall(kernel, args, None)          # reads, strides, writes, dtypes, shape
         self.loop_shape = _shape_function(kernel.sources)
+        self.axes = kernel.reduce.reduced_axes(kernel.ndim) if kernel.reduce is not None else ()
+        # a kernel whose helpers can fail (ShapeError dim -2) takes the error word's address last
+        self.flag = [error_word] if any(errors[c - 1].dim == -2 for c in codes) else []
+        flag = "P" * len(self.flag)
         fmt = "".join("P" + "q" * len(args[a].broadcastable) + "q" * len(self.call.strides[a])
                       for a in self.call.reads)
         name = kernel.name
+        self.parts = []
         if kernel.reduce is None:
             fmt += "q" * kernel.ndim + "P" * len(self.call.writes)
-            self.main = module.get_function(name).prepare(fmt)
-        else:
-            self.main = module.get_function(name).prepare(fmt + "PP")
-            self.finish = module.get_function(name + "_finish").prepare("PPqqq")
-            self.serial = module.get_function(name + "_serial").prepare(fmt + "P")
+            self.main = module.get_function(name).prepare(fmt + flag)
+            return
+        if isinstance(kernel.reduce, Reduce):          # partial results: the accumulator type
             out = args[self.call.writes[0]].dtype
-            self.acc_dtype = np.dtype(_accumulator(kernel.reduce.row, out))
+            self.parts = [np.dtype(_accumulator(kernel.reduce.row, out))]
+            self.finish = module.get_function(name + "_finish").prepare("PPqqq")
+        else:                                          # argmax / argmin: partial (value, position)
+            self.parts = [np.dtype(kernel.stores[0][1][2]), np.dtype(np.int64)]
+            self.finish = module.get_function(name + "_finish").prepare("PPPqq")
+        self.main = module.get_function(name).prepare(fmt + "P" + "P" * len(self.parts) + flag)
+        self.serial = module.get_function(name + "_serial").prepare(fmt + "P" + flag)
 
-    def check(self, vals, loop) -> None:
-        for err in self.errors:
-            if err.dim < 0:
-                axes = self.kernel.reduce.axes
-                r = math.prod(loop[d] for d in axes)
-                m = math.prod(n for d, n in enumerate(loop) if d not in axes)
-                if r == 0 and m > 0:
-                    raise ValueError(f"zero-size array to a reduction with no identity "
-                                     f"({self.args[err.arg].label})")
+    def check(self, vals, loop) -> int:
+        """0, or the code of the first check that fails (the C kernel would return it)."""
+        for code in self.codes:
+            err = self.errors[code - 1]
+            if err.dim == -2:                # reported by the kernel itself
+                continue
+            if err.dim < 0:                  # max, min, argmax, argmin of nothing: as numpy
+                if math.prod(loop[d] for d in self.axes) == 0:
+                    return code
                 continue
             n = vals[err.arg].shape[err.dim]
-            expected = 1 if err.source is None else vals[err.source[0]].shape[err.source[1]]
-            if n != expected:
-                shapes = [getattr(v, "shape", None) for v in vals]
-                raise ValueError(shape_error_message(err, self.args, shapes))
+            if n != (1 if err.source is None else vals[err.source[0]].shape[err.source[1]]):
+                return code
+        return 0
 
-    def run(self, vals, sm_count) -> None:
+    def run(self, vals, sm_count) -> int:
+        """Launch (asynchronously); the code of a failed host check, or 0."""
         loop = self.loop_shape(vals)
-        self.check(vals, loop)
+        code = self.check(vals, loop)
+        if code:
+            return code
         cargs = []
         for index in self.call.reads:
             a = vals[index] = _device(vals[index])
@@ -194,26 +209,29 @@ class _Launch:
         outs = [DeviceArray(shape, dtype) for dtype in self.call.dtypes]
         for index, out in zip(self.call.writes, outs):
             vals[index] = out
-        block = (BLOCK, 1, 1)
+        flag, block = [f.ptr for f in self.flag], (BLOCK, 1, 1)
         if self.kernel.reduce is None:
             n = math.prod(shape)
             if n:
                 self.main.prepared_call((elementwise_grid(n, sm_count), 1), block, *cargs, *shape,
-                                        *(o.ptr for o in outs))
-            return
-        m = math.prod(shape)
-        r = math.prod(loop[d] for d in self.kernel.reduce.axes)
+                                        *(o.ptr for o in outs), *flag)
+            return 0
+        m, r = math.prod(shape), math.prod(loop[d] for d in self.axes)
         if m == 0:
-            return
+            return 0
         mode, blocks, splits = reduce_geometry(m, r, sm_count)
+        out = outs[0].ptr
         if mode == "serial":
-            self.serial.prepared_call((blocks, 1), block, *cargs, outs[0].ptr)
+            self.serial.prepared_call((blocks, 1), block, *cargs, out, *flag)
         elif splits == 1:
-            self.main.prepared_call((blocks, 1), block, *cargs, outs[0].ptr, 0)
+            self.main.prepared_call((blocks, 1), block, *cargs, out, *(0 for _ in self.parts), *flag)
         else:
-            part = DeviceArray((m * splits,), self.acc_dtype)
-            self.main.prepared_call((blocks, splits), block, *cargs, outs[0].ptr, part.ptr)
-            self.finish.prepared_call((blocks, 1), block, part.ptr, outs[0].ptr, m, splits, r)
+            parts = [DeviceArray((m * splits,), dtype) for dtype in self.parts]
+            ptrs = [p.ptr for p in parts]
+            self.main.prepared_call((blocks, splits), block, *cargs, out, *ptrs, *flag)
+            tail = (m, splits, r) if isinstance(self.kernel.reduce, Reduce) else (m, splits)
+            self.finish.prepared_call((blocks, 1), block, *ptrs, out, *tail)
+        return 0
 
 
 class CudaRunner:
@@ -227,7 +245,7 @@ class CudaRunner:
         self.errors = [ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3])
                        for e in entry.meta["errors"]]
         self.steps = None              # built on the first call, when PyCUDA is known to work
-        self.rest = None
+        self.rest = self.error_word = None
 
     def _prepare(self) -> None:
         state = _init()
@@ -236,18 +254,19 @@ class CudaRunner:
             data = self.entry.file("module").read_bytes()
             module = state["modules"][self.entry.key] = state["drv"].module_from_buffer(data)
         checks = dict(zip(self.entry.meta["kernels"], self.entry.meta["checks"]))
+        error_word = DeviceArray((1,), np.int32) if any(e.dim == -2 for e in self.errors) else None
         steps = []
         for step in self.plan.steps:
             if isinstance(step, HostStep):
                 steps.append(step)
                 continue
             lo, hi = checks[step.name]
-            steps.append(_Launch(step, self.args, module, self.errors[lo:hi]))
+            steps.append(_Launch(step, self.args, module, self.errors, range(lo + 1, hi + 1), error_word))
         rest = [None] * (len(self.args) - self.n_inputs)
         const_args = [i for i, a in enumerate(self.args) if a.role == "const"]
         for index, value in zip(const_args, self.plan.constants):
             rest[index - self.n_inputs] = DeviceArray.from_host(value)
-        self.steps, self.rest = steps, rest
+        self.steps, self.rest, self.error_word = steps, rest, error_word
 
     def __call__(self, values: list) -> list:
         if self.steps is None:
@@ -255,17 +274,29 @@ class CudaRunner:
         drv = _STATE["drv"]
         vals = values + self.rest
         try:
+            if self.error_word is not None:
+                drv.memset_d32(self.error_word.ptr, 0, 1)
             for step in self.steps:
                 if type(step) is HostStep:
                     results = step.node.op.perform(step.node, [_host(vals[i]) for i in step.inputs])
                     for index, result in zip(step.outputs, results):
                         vals[index] = result
                 else:
-                    step.run(vals, _STATE["sm_count"])
-            return [_host(vals[i]) for i in self.output_args]
+                    code = step.run(vals, _STATE["sm_count"])
+                    if code:
+                        raise self.error(code, vals)
+            results = [_host(vals[i]) for i in self.output_args]
+            code = int(self.error_word.get()[0]) if self.error_word is not None else 0
         except drv.MemoryError as exc:
             raise MemoryError(f"out of GPU memory in {self.entry.meta.get('name', 'a gencomp function')}: "
                               f"{exc}") from None
         except drv.Error as exc:
             raise RuntimeError(f"CUDA error in {self.entry.meta.get('name', 'a gencomp function')} "
                                f"(cache entry {self.entry.key[:12]}): {exc}") from None
+        if code:
+            raise self.error(code, vals)
+        return results
+
+    def error(self, code: int, vals: list) -> Exception:
+        """The exception the C backend raises for the same failed check (same message)."""
+        return CRunner.error(self, code, vals)

@@ -131,7 +131,7 @@ def numpy_expected(row, args, precise=False):
 
 
 def expected_defined(row, dtype: str) -> tuple[bool, str]:
-    """Whether numpy has a loop for the row on `dtype` inputs and the row has a C form for its compute kind."""
+    """Whether numpy has a loop for the row on `dtype` inputs, and the row a C form for the compute kind."""
     args = [np.zeros(1, dtype)] * row.arity
     if row.typing == "cast":
         return True, ""
@@ -276,7 +276,8 @@ def pattern_data(pname, kinds, dtype, dataset, rng):
 def restrict_domain(row, dtype, position, value):
     """Map values outside the op's numpy domain to ones inside it (see the module docstring)."""
     if row.name == "pow" and position == 1 and np.dtype(dtype).kind == "i" and isinstance(value, np.ndarray):
-        return np.asarray(value & np.iinfo(dtype).max)         # non-negative exponents: numpy raises on negative ones
+        # non-negative exponents: numpy raises on negative ones
+        return np.asarray(value & np.iinfo(dtype).max)
     return value
 
 
@@ -374,7 +375,8 @@ def test_op_dtype(row, dtype):
             continue
         for (pname, _, _), data, res in zip(plan, args_by_pattern, results):
             exp = numpy_expected(row, data)
-            alt = numpy_expected(row, data, precise=True) if exp.dtype.name in ("float32", "complex64") else None
+            single = exp.dtype.name in ("float32", "complex64")
+            alt = numpy_expected(row, data, precise=True) if single else None
             failures += compare(res, exp, f"{row.name}[{dtype}] {pname} ({dataset})",
                                 inputs=[d for d in data if isinstance(d, np.ndarray)],
                                 zero_sign=row.name not in UNSPECIFIED_ZERO_SIGN,
@@ -413,7 +415,8 @@ def check_cast(row, dtype):
                     tr = np.trunc(real)
                     # float64 cannot hold int64/uint64 max exactly: stay clear of the rounding edge
                     mask = np.isfinite(tr) & (tr >= float(info.min)) & (tr < float(info.max) * (1 - 2**-50))
-            failures += compare(res, exp, f"cast {dtype}->{t} ndim={x.ndim} ({dataset})", inputs=[x], mask=mask)
+            failures += compare(res, exp, f"cast {dtype}->{t} ndim={x.ndim} ({dataset})", inputs=[x],
+                                mask=mask)
             if res is x or (isinstance(res, np.ndarray) and np.shares_memory(res, x)):
                 failures.append(f"cast {dtype}->{t}: the output aliases the input")
     assert not failures, "\n".join(failures[:12])

@@ -167,11 +167,16 @@ class _Context:
 
     def common(self, dims_from: str) -> dict:
         nd = self.kernel.ndim
-        return dict(
+        stmts = [statement(s, self.backend) for s in self.kernel.stmts]
+        error_code = 0
+        if any("gc_err" in s.expr for s in stmts):       # a helper can fail (integer ** negative)
+            self.errors.append(ShapeError(self.kernel.stores[0][0], -2, None, self.kernel.stores[0][0]))
+            error_code = len(self.errors)
+        return dict(error_code=error_code,
             name=self.kernel.name, params=self.params, ndim=nd,
             dims=[dims_from.format(d=d) for d in range(nd)], checks=self.checks, pointers=self.pointers,
             hoisted=self.hoisted, loads_flat=self.loads_flat, loads_nd=self.loads_nd,
-            stmts=[statement(s, self.backend) for s in self.kernel.stmts],
+            stmts=stmts,
             contiguous=" && ".join(dict.fromkeys(self.contiguous)) or "1",
             extent=_product([f"n{d}" for d in range(nd)]), order=_loop_order(self.kernel),
         )
@@ -206,7 +211,9 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
     result = ctx.common(first.cname + "_n{d}")
     outs = ", ".join(args[i].label for i, _ in kernel.stores)
     offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in range(d + 1, nd)])}" for d in range(nd))
-    flat_pragma, outer_pragma = _pragmas(parallel, result["extent"])
+    flat_pragma, outer_pragma = _pragmas(parallel and not result["error_code"], result["extent"])
+    if result["error_code"]:          # the error flag is written from the loop: no simd, no threads
+        flat_pragma = ""
     result.update(comment=comment_text(f"elementwise loop computing {outs}"), stores_flat=stores_flat,
                   stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0",
                   flat_pragma=flat_pragma, outer_pragma=outer_pragma)
@@ -279,11 +286,21 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         combine_part=combine.format(acc="part[t]", x="lane[l]"),
         combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[t]"),
         combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
-        parallel=parallel, parallel_min=PARALLEL_MIN,
+        parallel=parallel and not result["error_code"], parallel_min=PARALLEL_MIN,
         empty_code=len(errors) if row.nonempty else 0, mean=row.mean, workspace=workspace,
         flat=len(kept) == 0 and kernel.ndim > 0, finish=finish,
     )
     return result
+
+
+def arg_better(kind: str, dtype: str, v: str, p: str, best: str, best_p: str) -> str:
+    """C condition: value `v` at position `p` beats `best` at `best_p` for argmax/argmin, as numpy
+    decides (ties go to the first position, the first NaN wins); a total order, so any grouping works."""
+    cmp = ">" if kind == "argmax" else "<"
+    ordered = f"({v} {cmp} {best} || ({v} == {best} && {p} < {best_p}))"
+    if dtypes.kind(dtype) == "f":          # the first NaN wins, as in numpy
+        return f"(({v} != {v}) ? ({best} == {best} || {p} < {best_p}) : ({best} == {best} && {ordered}))"
+    return ordered
 
 
 def argreduce_context(plan, kernel, errors, backend="c") -> dict:
@@ -292,13 +309,7 @@ def argreduce_context(plan, kernel, errors, backend="c") -> dict:
     errors.append(ShapeError(out_index, -1, None, out_index))
     # numpy's position: along the axis, or in the C-order flattening of the whole input
     index = " + ".join(f"i{d} * {_product([f'n{e}' for e in axes if e > d])}" for d in axes)
-    cmp = ">" if op.kind == "argmax" else "<"
-    o = f"{result['out'].name}[j]"
-    ordered = f"(v {cmp} best[j] || (v == best[j] && p < {o}))"
-    if dtypes.kind(dtype) == "f":          # the first NaN wins, as in numpy
-        better = f"((v != v) ? (best[j] == best[j] || p < {o}) : (best[j] == best[j] && {ordered}))"
-    else:
-        better = ordered
+    better = arg_better(op.kind, dtype, "v", "p", "best[j]", f"{result['out'].name}[j]")
     result.update(comment=comment_text(f"{op.kind} over axes {list(axes)} computing {out.label}"),
                   kind=op.kind, value_ctype=dtypes.ctype(dtype), value=operand_text(value, dtype),
                   index=index.replace(" * 1", "") or "0", better=better, empty_code=len(errors))

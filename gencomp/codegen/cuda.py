@@ -14,7 +14,9 @@ from dataclasses import dataclass
 
 from .. import dtypes
 from . import render
-from .c import _accumulator, comment_text, elementwise_context, operand_text, reduce_context
+from ..tensor.reduce import Reduce
+from .c import (_accumulator, arg_better, argreduce_context, comment_text, elementwise_context,
+                operand_text, reduce_context)
 from .lower import Plan, compute_dtypes
 
 BLOCK = 256      # threads per block of every kernel; the runtime launches with it
@@ -69,16 +71,35 @@ def _launch_fields() -> dict:
     return dict(block=BLOCK, warps=BLOCK // 32, unroll=UNROLL)
 
 
+def _error_param(ctx) -> list:
+    """A kernel whose helpers can fail reports the failure's code through one more pointer."""
+    ctx.setdefault("error_code", 0)
+    return ["int *gc_error"] if ctx["error_code"] else []
+
+
 def elementwise_cuda_context(plan, kernel, errors) -> dict:
     ctx = elementwise_context(plan, kernel, errors, backend="cuda")
-    ctx.update(_launch_fields(),
+    ctx.update(_launch_fields(), main_params=ctx["params"] + _error_param(ctx),
                unflatten=unflatten(list(range(kernel.ndim)), "o", "rest", _used_dims(kernel)))
     return ctx
 
 
+def _loop_fields(kernel, ctx, parts, finish) -> dict:
+    """Launch constants, parameter lists, and the unflattening of results (j) and elements (t)."""
+    axes = kernel.reduce.reduced_axes(kernel.ndim)
+    used = _used_dims(kernel)
+    kept = [d for d in range(kernel.ndim) if d not in axes]
+    out = f"void *{ctx['out'].raw}"
+    return dict(_launch_fields(), unflatten_kept=unflatten(kept, "j", "rj", used),
+                unflatten_reduced=unflatten(list(axes), "t", "rt", used),
+                main_params=[*ctx["params"], *(f"void *{p}" for p in parts), *_error_param(ctx)],
+                finish_params=[*(f"const void *{p}" for p in parts), out, "int64_t m", "int64_t splits", *finish],
+                serial_params=ctx["params"] + _error_param(ctx))
+
+
 def reduce_cuda_context(plan, kernel, errors) -> dict:
     ctx = reduce_context(plan, kernel, errors, backend="cuda")
-    row, axes = kernel.reduce.row, kernel.reduce.axes
+    row = kernel.reduce.row
     (out_index, value), = kernel.stores
     out = plan.args[out_index]
     acc_dtype = _accumulator(row, out.dtype)
@@ -90,14 +111,23 @@ def reduce_cuda_context(plan, kernel, errors) -> dict:
         finish = f"({out_ctype})acc"
     else:
         finish = "acc"
-    used = _used_dims(kernel)
-    kept = [d for d in range(kernel.ndim) if d not in axes]
-    ctx.update(_launch_fields(), finish=finish,
+    ctx.update(_loop_fields(kernel, ctx, ["part_raw"], ["int64_t r"]), finish=finish,
                combine_val=combine.format(acc="acc", x=operand_text(value, acc_dtype)),
-               combine_other=combine.format(acc="acc", x="other"),
-               unflatten_kept=unflatten(kept, "j", "rj", used),
-               unflatten_reduced=unflatten(list(axes), "t", "rt", used))
+               combine_other=combine.format(acc="acc", x="other"))
     return ctx
+
+
+def argreduce_cuda_context(plan, kernel, errors) -> dict:
+    ctx = argreduce_context(plan, kernel, errors, backend="cuda")
+    dtype, nd = kernel.stores[0][1][2], kernel.ndim
+    ctx.update(_loop_fields(kernel, ctx, ["part_raw", "part_index_raw"], []),
+               flat=nd > 0 and len(kernel.reduce.reduced_axes(nd)) == nd,
+               take=arg_better(kernel.reduce.kind, dtype, "gc_v", "gc_p", "gc_bv", "gc_bp"))
+    return ctx
+
+
+def _declarations(signatures) -> list:
+    return [f'extern "C" __global__ void {n}({", ".join(p)});' for n, p in signatures]
 
 
 def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> CudaModule:
@@ -109,18 +139,17 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> CudaMod
         if kernel.reduce is None:
             ctx = elementwise_cuda_context(plan, kernel, errors)
             texts.append(render("cuda/elementwise.cu.j2", k=ctx).rstrip("\n"))
-            signatures = [(ctx["name"], ctx["params"])]
+            signatures = [(ctx["name"], ctx["main_params"])]
         else:
-            ctx = reduce_cuda_context(plan, kernel, errors)
-            texts.append(render("cuda/reduce.cu.j2", k=ctx).rstrip("\n"))
-            texts.append(render("cuda/reduce_serial.cu.j2", k=ctx).rstrip("\n"))
-            out_raw = ctx["out"].raw
-            signatures = [(ctx["name"], [*ctx["params"], "void *part_raw"]),
-                          (ctx["name"] + "_finish", ["const void *part_raw", f"void *{out_raw}", "int64_t m",
-                                                     "int64_t splits", "int64_t r"]),
-                          (ctx["name"] + "_serial", ctx["params"])]
+            family = "reduce" if isinstance(kernel.reduce, Reduce) else "argreduce"
+            context = reduce_cuda_context if family == "reduce" else argreduce_cuda_context
+            ctx = context(plan, kernel, errors)
+            texts.append(render(f"cuda/{family}.cu.j2", k=ctx).rstrip("\n"))
+            texts.append(render(f"cuda/{family}_serial.cu.j2", k=ctx).rstrip("\n"))
+            signatures = [(ctx["name"], ctx["main_params"]), (ctx["name"] + "_finish", ctx["finish_params"]),
+                          (ctx["name"] + "_serial", ctx["serial_params"])]
         checks.append([first, len(errors)])
-        decls += [f'extern "C" __global__ void {n}({", ".join(p)});' for n, p in signatures]
+        decls += _declarations(signatures)
     source = render("cuda/module.cu.j2", key12=key[:12], name=comment_text(name),
                     graph_lines=[comment_text(line) for line in graph_lines], kernels=texts)
     return CudaModule(source, errors, [k.name for k in plan.kernels], checks, decls)

@@ -25,7 +25,8 @@ from .build import code_fingerprint
 
 DEFAULT_ARCHS = ("sm_80", "sm_90")       # A100, H100/H200: used when no GPU is visible
 # Warnings are gencomp bugs: generated sources must compile cleanly, so any warning fails the build.
-NVCC_FLAGS = ("-std=c++17", "-O3", "-Werror", "all-warnings", "--threads", "0")
+# No FMA contraction (as the C backend): a * b + c rounds twice, as numpy computes it.
+NVCC_FLAGS = ("-std=c++17", "-O3", "-fmad=false", "-Werror", "all-warnings", "--threads", "0")
 _FALLBACK_PATHS = ("/usr/local/cuda/bin/nvcc",)
 
 _LOADED: dict = {}        # (cache root, key) -> entry: one read of meta.json per process
