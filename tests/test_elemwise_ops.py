@@ -441,8 +441,9 @@ def test_composites_and_aliases_match_numpy(dtype):
         "sign": (T.sign(x), lambda a, b: np.sign(a)),
         "true_div": (T.true_div(x, y), lambda a, b: np.true_divide(a, b)),
         "int_div": (T.int_div(x, y), lambda a, b: np.floor_divide(a, b)),
-        "power": (T.power(x, T.abs_(y) if dtype == "int32" else y),
-                  lambda a, b: np.power(a, np.maximum(np.abs(b), 0) if dtype == "int32" else b)),
+        # int32: exponents kept non-negative (numpy and gencomp raise ValueError on negative ones)
+        "power": (T.power(x, T.abs_(y) % 7 if dtype == "int32" else y),
+                  lambda a, b: np.power(a, np.abs(b) % 7 if dtype == "int32" else b)),
     }
     if dtype != "int32":
         outs["leaky_relu"] = (T.relu(x, alpha=0.1), lambda a, b: np.where(a > 0, a, a.dtype.type(0.1) * a))
