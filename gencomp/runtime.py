@@ -7,33 +7,57 @@ import numpy as np
 from .codegen.lower import HostStep, ShapeError
 
 
-def _shape_function(sources):
-    """A function from the call's arrays to a result shape (dim d of array sources[d][0], or 1)."""
-    # built from integers only: one attribute lookup per dimension, no loop at call time
-    parts = [f"v[{s[0]}].shape[{s[1]}]" if s is not None else "1" for s in sources]
-    return eval(f"lambda v: ({', '.join(parts)}{',' if len(parts) == 1 else ''})")  # noqa: S307
+_POINTER_ERRORS = (ValueError, TypeError, BufferError)
 
 
-class _KernelCall:
-    """One C kernel: which arrays it reads (data, shape, strides) and which it writes."""
+def _kernel_step(kernel, args, fn, env, reusable):
+    """A Python function running one C kernel on `vals`, the arrays of the call.
 
-    def __init__(self, kernel, args, fn):
-        self.fn = fn
-        self.reads = list(dict.fromkeys(leaf.arg for leaf in kernel.leaves))
-        self.strides = {leaf_arg: sorted({l.axes[d] for l in kernel.leaves if l.arg == leaf_arg
-                                          for d in range(kernel.ndim) if l.axes[d] is not None})
-                        for leaf_arg in self.reads}
-        self.writes = [a for a, _ in kernel.stores]
-        self.dtypes = [np.dtype(args[a].dtype) for a in self.writes]
-        sources = [kernel.sources[d] for d in kernel.out_dims()]
-        if kernel.reduce is not None:
-            self.shape = _shape_function(sources)
-            self.loop_dims = None
+    Its source is written here from integers only and compiled once: each call then does just
+    the work of this kernel (one pointer per array, its lengths and strides, one C call).
+    """
+    reads = list(dict.fromkeys(leaf.arg for leaf in kernel.leaves))
+    lines, cargs = ["def step(vals):"], []
+    for i in reads:
+        mapped = sorted({leaf.axes[d] for leaf in kernel.leaves if leaf.arg == i
+                         for d in range(kernel.ndim) if leaf.axes[d] is not None})
+        lines += [f"    a{i} = vals[{i}]",
+                  f"    try:\n        p{i} = from_buffer(a{i})",
+                  f"    except POINTER_ERRORS:      # not C-contiguous: pass its address\n"
+                  f"        p{i} = cast('void *', a{i}.ctypes.data)"]
+        cargs += [f"p{i}"] + ([f"*a{i}.shape"] if len(args[i].broadcastable) else [])
+        cargs += [f"a{i}.strides[{k}]" for k in mapped]
+    dims = [kernel.sources[d] for d in kernel.out_dims()]
+    shape = [f"vals[{s[0]}].shape[{s[1]}]" if s is not None else "1" for s in dims]
+    lines.append(f"    shape = ({', '.join(shape)}{',' if len(shape) == 1 else ''})")
+    if kernel.reduce is None and shape:
+        cargs.append("*shape")            # elementwise kernels take the loop lengths
+    for j, (i, _) in enumerate(kernel.stores):
+        env[f"dtype{i}"] = np.dtype(args[i].dtype)
+        if i in reusable:
+            lines += [f"    o{i} = buffers.get({i})",
+                      f"    if o{i} is None or o{i}.shape != shape:",
+                      f"        o{i} = buffers[{i}] = empty(shape, dtype{i})"]
         else:
-            self.shape = _shape_function(sources)
-            self.loop_dims = kernel.ndim
-        # elementwise kernels take the loop lengths after the inputs; reductions read them from leaves
-        self.pass_shape = kernel.reduce is None
+            lines.append(f"    o{i} = empty(shape, dtype{i})")
+        lines.append(f"    vals[{i}] = o{i}")
+        cargs.append(f"from_buffer(o{i})")
+    lines += [f"    rc = fn({', '.join(cargs)})", "    if rc:", "        raise error(rc, vals)"]
+    namespace = dict(env, fn=fn)
+    exec(compile("\n".join(lines), f"<gencomp step {kernel.name}>", "exec"), namespace)  # noqa: S102
+    return namespace["step"]
+
+
+def _host_step(step):
+    """A Python function running a host step (an op's numpy implementation) on `vals`."""
+    node, inputs, outputs = step.node, step.inputs, step.outputs
+    perform = node.op.perform
+
+    def run(vals):
+        for index, result in zip(outputs, perform(node, [vals[i] for i in inputs])):
+            vals[index] = result
+
+    return run
 
 
 class CRunner:
@@ -41,62 +65,27 @@ class CRunner:
 
     def __init__(self, plan, ffi, lib, errors, kernel_names, borrowed=()):
         self.lib = lib                # keeps the shared library loaded while this runner lives
-        self.from_buffer, self.cast = ffi.from_buffer, ffi.cast
         self.args = plan.args
         const_args = [i for i, a in enumerate(plan.args) if a.role == "const"]
-        self.n_inputs = sum(1 for a in plan.args if a.role == "input")
-        self.rest = [None] * (len(plan.args) - self.n_inputs)     # values of args after the inputs
+        n_inputs = sum(1 for a in plan.args if a.role == "input")
+        self.rest = [None] * (len(plan.args) - n_inputs)     # values of the args after the inputs
         for index, value in zip(const_args, plan.constants):
-            self.rest[index - self.n_inputs] = value
+            self.rest[index - n_inputs] = value
         self.errors = [e if isinstance(e, ShapeError) else ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3])
                        for e in errors]
         self.output_args = plan.output_args
-        functions = dict(zip(kernel_names, (getattr(lib, n) for n in kernel_names)))
-        self.steps = [s if isinstance(s, HostStep) else _KernelCall(s, plan.args, functions[s.name])
-                      for s in plan.steps]
         # temporaries (and outputs the caller borrows) keep their buffer from call to call
         reusable = {i for i, a in enumerate(plan.args) if a.role == "temp"}
         reusable |= {plan.output_args[j] for j in borrowed}
-        self.buffers = {}
-        for step in self.steps:
-            if type(step) is not HostStep:
-                step.reuse = [index in reusable for index in step.writes]
-
-    def _pointer(self, a):
-        try:
-            return self.from_buffer(a)
-        except (ValueError, TypeError, BufferError):        # not C-contiguous: pass its address
-            return self.cast("void *", a.ctypes.data)
+        env = dict(from_buffer=ffi.from_buffer, cast=ffi.cast, empty=np.empty, buffers={},
+                   error=self.error, POINTER_ERRORS=_POINTER_ERRORS)
+        self.steps = [_host_step(s) if isinstance(s, HostStep) else
+                      _kernel_step(s, plan.args, getattr(lib, s.name), env, reusable) for s in plan.steps]
 
     def __call__(self, values: list) -> list:
         vals = values + self.rest
         for step in self.steps:
-            if type(step) is HostStep:
-                results = step.node.op.perform(step.node, [vals[i] for i in step.inputs])
-                for index, result in zip(step.outputs, results):
-                    vals[index] = result
-                continue
-            shape = step.shape(vals)
-            cargs = []
-            for index in step.reads:
-                a = vals[index]
-                cargs.append(self._pointer(a))
-                cargs += a.shape
-                strides = a.strides
-                cargs += [strides[k] for k in step.strides[index]]
-            if step.pass_shape:
-                cargs += shape
-            for index, dtype, reuse in zip(step.writes, step.dtypes, step.reuse):
-                out = self.buffers.get(index) if reuse else None
-                if out is None or out.shape != shape:
-                    out = np.empty(shape, dtype)
-                    if reuse:
-                        self.buffers[index] = out
-                vals[index] = out
-                cargs.append(self.from_buffer(out))
-            rc = step.fn(*cargs)
-            if rc:
-                raise self.error(rc, vals)
+            step(vals)
         return [vals[i] for i in self.output_args]
 
     def error(self, code: int, vals: list) -> Exception:

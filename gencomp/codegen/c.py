@@ -262,6 +262,14 @@ def _reduction_base(plan, kernel, errors, backend):
     return result, value, out, out_index, kept, axes
 
 
+def _simd_reduction(combine: str, kind: str, result: dict) -> str:
+    """`omp simd reduction` for a plain + or * accumulation (it lets the compiler reorder the sum)."""
+    op = {"{acc} + {x}": "+", "{acc} * {x}": "*"}.get(combine)
+    if op is None or kind not in "iuf" or result["error_code"]:
+        return ""
+    return f"#pragma omp simd reduction({op}:s)"
+
+
 def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
     result, value, out, out_index, kept, axes = _reduction_base(plan, kernel, errors, backend)
     row, ptr = kernel.reduce.row, result["out"]
@@ -282,8 +290,7 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         comment=comment_text(f"{row.name} over axes {list(axes)} computing {out.label}"),
         kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name,
         identity=_IDENTITY[row.identity](acc_dtype),
-        combine_lane=combine.format(acc="lane[l]", x=val), combine_tail=combine.format(acc="lane[0]", x=val),
-        combine_part=combine.format(acc="part[t]", x="lane[l]"),
+        combine_flat=combine.format(acc="s", x=val), simd_pragma=_simd_reduction(combine, kind, result),
         combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[t]"),
         combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
         parallel=parallel and not result["error_code"], parallel_min=PARALLEL_MIN,

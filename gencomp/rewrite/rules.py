@@ -33,6 +33,13 @@ def _is(var, value) -> bool:
     return v is not None and v == value and not isinstance(v, complex)
 
 
+def _neutral_zero(var, any_zero: bool) -> bool:
+    v = _const_value(var)
+    if v is None or isinstance(v, complex) or v != 0:
+        return False
+    return any_zero or np.signbit(v)
+
+
 def _owner_name(var) -> str | None:
     return _name(var.owner) if var.owner is not None else None
 
@@ -111,8 +118,9 @@ def neutral_elements(node):
     keep = None
     if name == "mul":
         keep = a if _is(b, 1) else b if _is(a, 1) else None
-    elif name == "add":
-        keep = a if _is(b, 0) else b if _is(a, 0) else None
+    elif name == "add":          # for floats only -0.0 is neutral: -0.0 + 0.0 is +0.0
+        exact = not node.outputs[0].dtype.startswith(("float", "complex"))
+        keep = a if _neutral_zero(b, exact) else b if _neutral_zero(a, exact) else None
     elif name in ("sub", "true_div", "pow"):
         keep = a if _is(b, {"sub": 0, "true_div": 1, "pow": 1}[name]) else None
     if keep is None:
@@ -123,14 +131,14 @@ def neutral_elements(node):
 
 @register_node_rule("canonicalize")
 def double_negation(node):
-    """-(-x) -> x; -(a - b) -> b - a."""
+    """-(-x) -> x; for integers -(a - b) -> b - a (for floats a == b would turn -0.0 into +0.0)."""
     if _name(node) != "neg":
         return None
     (x,) = node.inputs
     inner = _owner_name(x)
     if inner == "neg":
         return [x.owner.inputs[0]]
-    if inner == "sub":
+    if inner == "sub" and not x.dtype.startswith(("float", "complex")):
         a, b = x.owner.inputs
         out = tm.sub(b, a)
         return [out] if out.type == node.outputs[0].type else None
