@@ -11,7 +11,7 @@ from .codegen.lower import lower
 from .compile.build import build_c
 from .config import config
 from .graph import Constant, FunctionGraph, Variable, clone_replace, toposort
-from .printing import graph_lines
+from .printing import flat_lines, graph_lines
 from .reference import PyRunner
 from .rewrite import optimize
 from .runtime import CRunner
@@ -191,7 +191,7 @@ class Function:
         if snapshot.device == "cuda":
             return self._build_cuda(snapshot)
         plan = lower(self.fgraph)
-        entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
+        entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, flat_lines(self.fgraph))
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
         return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"], self._borrowed)
@@ -202,7 +202,7 @@ class Function:
         from .runtime_cuda import CudaRunner
 
         plan = lower(self.fgraph)
-        entry, hit = build_cuda(self.fgraph, plan, snapshot, self.name, self.dprint().splitlines())
+        entry, hit = build_cuda(self.fgraph, plan, snapshot, self.name, flat_lines(self.fgraph))
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
         return CudaRunner(plan, entry)

@@ -43,6 +43,31 @@ def graph_lines(outputs, stop=()) -> list[str]:
     return lines
 
 
+def flat_lines(fgraph) -> list[str]:
+    """One line per node, producers first (linear in the graph's size, unlike the indented tree)."""
+    from .graph import Constant
+
+    number, lines = {}, []
+
+    def ref(var):
+        if isinstance(var, Constant):
+            return repr(var)
+        return number.get(id(var), var.name or "?")
+
+    for i, var in enumerate(fgraph.inputs):
+        number[id(var)] = f"%{len(number)}"
+        lines.append(f"{number[id(var)]} = input {var.name or i} [{var.type.signature()}]")
+    for node in fgraph.toposort():
+        for out in node.outputs:
+            number[id(out)] = f"%{len(number)}"
+        outs = ", ".join(number[id(o)] for o in node.outputs)
+        args = ", ".join(ref(i) for i in node.inputs)
+        lines.append(f"{outs} = {node.op}({args}) [{node.outputs[0].type.signature()}]")
+    for j, out in enumerate(fgraph.outputs):
+        lines.append(f"output {j} = {ref(out)}")
+    return lines
+
+
 def debugprint(obj, file=None) -> str:
     """Print the graph of a variable, list of variables or Function (its optimized graph); return the text."""
     if hasattr(obj, "dprint"):

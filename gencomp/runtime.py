@@ -7,6 +7,31 @@ import numpy as np
 from .codegen.lower import HostStep, ShapeError
 
 
+def _shape_function(sources):
+    """A function from the call's arrays to a result shape (dim d of array sources[d][0], or 1)."""
+    # built from integers only: one attribute lookup per dimension, no loop at call time
+    parts = [f"v[{s[0]}].shape[{s[1]}]" if s is not None else "1" for s in sources]
+    return eval(f"lambda v: ({', '.join(parts)}{',' if len(parts) == 1 else ''})")  # noqa: S307
+
+
+class _KernelCall:
+    """One kernel's arguments (for backends that pack them generically, e.g. CUDA)."""
+
+    def __init__(self, kernel, args, fn):
+        self.fn = fn
+        self.reads = list(dict.fromkeys(leaf.arg for leaf in kernel.leaves))
+        self.strides = {leaf_arg: sorted({l.axes[d] for l in kernel.leaves if l.arg == leaf_arg
+                                          for d in range(kernel.ndim) if l.axes[d] is not None})
+                        for leaf_arg in self.reads}
+        self.writes = [a for a, _ in kernel.stores]
+        self.dtypes = [np.dtype(args[a].dtype) for a in self.writes]
+        sources = [kernel.sources[d] for d in kernel.out_dims()]
+        self.shape = _shape_function(sources)
+        self.loop_dims = None if kernel.reduce is not None else kernel.ndim
+        # elementwise kernels take the loop lengths after the inputs; reductions read them from leaves
+        self.pass_shape = kernel.reduce is None
+
+
 _POINTER_ERRORS = (ValueError, TypeError, BufferError)
 
 
@@ -65,6 +90,7 @@ class CRunner:
 
     def __init__(self, plan, ffi, lib, errors, kernel_names, borrowed=()):
         self.lib = lib                # keeps the shared library loaded while this runner lives
+        self.from_buffer, self.cast = ffi.from_buffer, ffi.cast
         self.args = plan.args
         const_args = [i for i, a in enumerate(plan.args) if a.role == "const"]
         n_inputs = sum(1 for a in plan.args if a.role == "input")

@@ -11,9 +11,11 @@ It checks nothing that runs on the device.
 
 from __future__ import annotations
 
+import ctypes
 import struct
 import sys
 import types
+from pathlib import Path
 
 import numpy as np
 
@@ -38,8 +40,8 @@ class FakePool:
 
 
 class FakeFunction:
-    def __init__(self, name, fake):
-        self.name, self.fake, self.fmt = name, fake, None
+    def __init__(self, name, fake, runner):
+        self.name, self.fake, self.runner, self.fmt = name, fake, runner, None
 
     def prepare(self, fmt):
         self.fmt = fmt
@@ -52,28 +54,48 @@ class FakeFunction:
         base = self.name.removesuffix("_finish").removesuffix("_serial")
         if self.name.endswith("_finish"):
             return                           # the block kernel replay below already wrote the result
-        if "_reduce_" in self.name and base == self.name:
-            args = args[:-1]                 # the partial-results pointer: the C kernel has none
-        runner = self.fake.c_runner
-        cargs = [runner.cast("void *", a) if c == "P" else a for c, a in zip(self.fmt, args)]
-        rc = getattr(runner.lib, base)(*cargs)
-        assert rc == 0, f"{base} returned check code {rc}: a shape check the CUDA runtime should have made"
+        runner = self.runner
+        fn = getattr(runner.lib, base)
+        n = len(runner.cast.__self__.typeof(fn).args)       # the C twin's parameters come first
+        cargs = [runner.cast("void *", a) if c == "P" else a for c, a in zip(self.fmt[:n], args[:n])]
+        extra = args[n:]                     # partial-result pointers, then the error word if any
+        rc = fn(*cargs)
+        if rc:
+            err = runner.errors[rc - 1]
+            assert err.dim == -2, f"{base} returned check code {rc}: a check the CUDA runtime should have made"
+            ctypes.c_int32.from_address(extra[-1]).value = rc        # as the kernel's *gc_error = code
 
 
 class FakeModule:
-    def __init__(self, fake):
-        self.fake = fake
+    def __init__(self, fake, fatbin):
+        self.fake, self.runner = fake, fake.twins[fatbin]
 
     def get_function(self, name):
-        return FakeFunction(name, self.fake)
+        return FakeFunction(name, self.fake, self.runner)
+
+
+class FakeEvent:
+    def record(self, stream=None):
+        pass
+
+    def synchronize(self):
+        pass
+
+    def time_till(self, other):
+        return 1.0
 
 
 class Fake:
-    """Install with `install(monkeypatch)`; set `c_runner` to the CPU runner of the function called."""
+    """Install with `install(monkeypatch)`; `register` each device='cuda' function with its C twin."""
 
     def __init__(self, sm_count=4, devices=1):
         self.sm_count, self.devices = sm_count, devices
-        self.launches, self.c_runner = [], None
+        self.launches, self.twins = [], {}
+
+    def register(self, cuda_function, cpu_function) -> None:
+        """Launches of `cuda_function`'s kernels replay through `cpu_function`'s C library."""
+        fatbin = Path(cuda_function.source_path).with_name("module.fatbin").read_bytes()
+        self.twins[fatbin] = cpu_function._runner
 
     def modules(self) -> dict:
         fake = self
@@ -99,6 +121,12 @@ class Fake:
             def get_attribute(self, attribute):
                 return fake.sm_count
 
+            def name(self):
+                return "fake GPU (C twins on the host)"
+
+            def compute_capability(self):
+                return (9, 0)
+
         def init():
             if fake.devices == 0:
                 raise Error("cuInit failed: no CUDA-capable device is detected")
@@ -112,8 +140,17 @@ class Fake:
         drv.Error, drv.MemoryError, drv.Device, drv.init = Error, MemoryError_, Device, init
         drv.Context = types.SimpleNamespace(get_device=lambda: Device(0))
         drv.device_attribute = types.SimpleNamespace(MULTIPROCESSOR_COUNT="MULTIPROCESSOR_COUNT")
-        drv.memcpy_htod, drv.memcpy_dtoh = memcpy_htod, memcpy_dtoh
-        drv.module_from_buffer = lambda data: FakeModule(fake)
+        def memcpy_dtod(dst, src, nbytes):
+            dst.buf[:nbytes] = src.buf[:nbytes]
+
+        def memset_d32(ptr, value, count):
+            for k in range(count):
+                ctypes.c_int32.from_address(ptr + 4 * k).value = value
+
+        drv.memcpy_htod, drv.memcpy_dtoh, drv.memcpy_dtod = memcpy_htod, memcpy_dtoh, memcpy_dtod
+        drv.memset_d32 = memset_d32
+        drv.Event = FakeEvent
+        drv.module_from_buffer = lambda data: FakeModule(fake, bytes(data))
         tools = types.ModuleType("pycuda.tools")
         tools.DeviceMemoryPool = FakePool
         tools.clear_context_caches = lambda: None

@@ -43,6 +43,15 @@ REDUCE_RTOL = {"float32": 1e-5, "float64": 1e-10}
 AXES = [(0,), (2,), (0, 2), (1, 2), (0, 1, 2)]
 
 
+@pytest.fixture(autouse=True)
+def one_arch(monkeypatch):
+    """Without a GPU, compile for the newest default architecture only (half the nvcc time);
+    test_cache_entry_reused_and_keyed_by_backend_and_arch checks the full default list."""
+    archs = nvcc.device_archs()
+    if archs == nvcc.DEFAULT_ARCHS:
+        monkeypatch.setattr(nvcc, "device_archs", lambda: archs[-1:])
+
+
 def _apply(row, operands):
     if row.name == "cast":
         return T.cast(operands[0], "int32")
@@ -73,11 +82,13 @@ def elementwise_graph(dtype):
 
 def integer_graph():
     ins, outs = [], []
-    for dtype in ("int32", "int64", "uint8", "bool"):
+    for dtype in ("int32", "uint8", "bool"):
         a = T.tensor(dtype, shape=(None, None), name=f"a_{dtype}")
         b = T.tensor(dtype, shape=(1, None), name=f"b_{dtype}")
         ins += [a, b]
         outs += _table_outputs(a, b, T.gt(a, b))
+        # reductions: warp shuffles of bool and small integers
+        outs += [Reduce("max", (1,))(a), Reduce("sum", (0,))(a), Reduce("min", (0, 1))(a)]
     return ins, outs
 
 
@@ -90,13 +101,20 @@ def reduction_graph(dtype):
             refs.append(lambda v, row=row, axes=axes: row.ref(v * 2 + 1, axis=axes))
     outs += [Reduce("sum", (0, 1, 2))(x.dimshuffle(2, 0, 1)), Reduce("max", (1,))(x.dimshuffle(2, 0, 1))]
     refs += [lambda v: v.sum(), lambda v: v.transpose(2, 0, 1).max(axis=1)]
+    for kind, fn in (("argmax", np.argmax), ("argmin", np.argmin)):
+        for axis in (0, 2, None):
+            outs.append(ArgReduce(kind, axis)(x * 2 + 1))
+            refs.append(lambda v, fn=fn, axis=axis: fn(v * 2 + 1, axis=axis))
     return [x], outs, refs
 
 
 def host_step_graph(dtype):
+    """Host steps (BLAS dot, slicing) between kernels, kernels reading their results and vice versa."""
     x = T.tensor(dtype, shape=(None, None), name="x")
-    am = ArgReduce("argmax", 1)(x)
-    return [x], [am, am * 2 + Reduce("max", (1,))(x), Reduce("sum", (0,))(T.exp(x) * 0.5), Reduce("sum", (0,))(am)]
+    d = T.dot(x * 2, x.T)
+    am = ArgReduce("argmax", 1)(d)
+    return [x], [d * 2 + Reduce("max", (1,))(x), Reduce("sum", (0,))(T.exp(d) * 0.5), x[1:] * 2,
+                 am, Reduce("sum", (0,))(am)]
 
 
 # ---------------------------------------------------------------- compiled by nvcc, no GPU needed
@@ -118,7 +136,7 @@ def _check_entry(f):
     for name in names:
         assert f'extern "C" __global__ void __launch_bounds__(256) {name}(' in f.source
     for kernel in meta["kernels"]:
-        if "_reduce_" in kernel:
+        if "_reduce_" in kernel or "_argreduce_" in kernel:
             assert f"{kernel}_finish" in names and f"{kernel}_serial" in names
     return meta
 
@@ -135,7 +153,7 @@ def test_elementwise_compiles_warning_free(dtype):
 def test_reductions_compile_warning_free(dtype):
     ins, outs, _ = reduction_graph(dtype)
     meta = _check_entry(function(ins, outs, device="cuda"))
-    assert sum("_reduce_" in k for k in meta["kernels"]) == len(outs)
+    assert sum("reduce_" in k for k in meta["kernels"]) == len(outs)
     assert "__shfl_down_sync" in _entry_source(meta)
 
 
@@ -172,16 +190,30 @@ def test_float32_math_stays_single_precision(tmp_path):
 
 
 def test_cache_entry_reused_and_keyed_by_backend_and_arch(monkeypatch):
+    monkeypatch.undo()                  # the real architecture list, not one_arch's
     x = T.fvector("x")
     f1 = function([x], x * 3 + 1, device="cuda")
     f2 = function([x], x * 3 + 1, device="cuda")
     assert f2.cache_hit and f1.cache_key == f2.cache_key and f1.source_path == f2.source_path
     assert function([x], x * 3 + 1).cache_key != f1.cache_key
     assert any(e.key == f1.cache_key and e.backend == "cuda" for e in cache.list_entries(Path(_cache_dir())))
-    monkeypatch.setattr(nvcc, "device_archs", lambda: ("sm_90",))
+    archs = nvcc.device_archs()
+    assert sorted(nvcc.fatbin_contents(_entry(f1) / "module.fatbin")) == sorted(
+        [*(("cubin", a) for a in archs), ("ptx", "compute_" + archs[-1][3:])])
+    other = ("sm_86",) if archs != ("sm_86",) else ("sm_89",)
+    monkeypatch.setattr(nvcc, "device_archs", lambda: other)
     f3 = function([x], x * 3 + 1, device="cuda")
     assert f3.cache_key != f1.cache_key and not f3.cache_hit
-    assert sorted(nvcc.fatbin_contents(_entry(f3) / "module.fatbin")) == [("cubin", "sm_90"), ("ptx", "compute_90")]
+    assert sorted(nvcc.fatbin_contents(_entry(f3) / "module.fatbin")) == [
+        ("cubin", other[0]), ("ptx", "compute_" + other[0][3:])]
+
+
+def test_input_names_do_not_collide_with_kernel_locals():
+    xs = [T.fmatrix(name) for name in ("acc", "t", "other", "lane", "step", "r", "j")]
+    total = xs[0]
+    for x in xs[1:]:
+        total = total + x
+    _check_entry(function(xs, [Reduce("sum", (1,))(total.T), ArgReduce("argmax", None)(total)], device="cuda"))
 
 
 def test_complex_graphs_are_refused_clearly():
@@ -191,12 +223,13 @@ def test_complex_graphs_are_refused_clearly():
 
 
 def test_missing_nvcc_is_a_clear_error(monkeypatch):
+    x = T.fvector("x")
     monkeypatch.setattr(nvcc.shutil, "which", lambda name: None)
     monkeypatch.setattr(nvcc, "_FALLBACK_PATHS", ())
     nvcc.nvcc_path.cache_clear()
     try:
         with pytest.raises(nvcc.NvccNotFoundError, match="nvcc"):
-            function([T.fvector("x")], T.fvector("x") + 1, device="cuda", on_unused_input="ignore")
+            function([x], x + 1, device="cuda")
     finally:
         monkeypatch.undo()
         nvcc.nvcc_path.cache_clear()
@@ -234,15 +267,9 @@ class Env:
 
     def function(self, inputs, outputs, **kwargs):
         f = function(inputs, outputs, device="cuda", **kwargs)
-        if self.fake is None:
-            return f
-        twin = function(inputs, outputs, device="cpu", **kwargs)._runner
-
-        def call(*args):
-            self.fake.c_runner = twin
-            return f(*args)
-
-        return call
+        if self.fake is not None:
+            self.fake.register(f, function(inputs, outputs, device="cpu", **kwargs))
+        return f
 
 
 @pytest.fixture(params=["fake", "gpu"])
@@ -253,6 +280,8 @@ def env(request, monkeypatch):
         try:
             runtime_cuda._init()
         except CudaUnavailableError as exc:
+            if os.environ.get("GENCOMP_REQUIRE_GPU"):          # set by bench/cuda_check.sh
+                pytest.fail(f"GENCOMP_REQUIRE_GPU is set, but: {exc}")
             pytest.skip(f"GPU runtime test skipped: {exc}")
         return Env(None)
     return Env(Fake().install(monkeypatch))
@@ -262,11 +291,11 @@ def _reference(inputs, outputs, args):
     return function(inputs, outputs, device="py")(*args)
 
 
-def _compare(got, want, tol):
+def _compare(got, want):
     for k, (g, w) in enumerate(zip(got, want)):
         assert g.dtype == w.dtype and g.shape == w.shape, (k, g.dtype, w.dtype, g.shape, w.shape)
         if g.dtype.kind == "f":
-            np.testing.assert_allclose(g, w, err_msg=f"output {k}", **tol)
+            np.testing.assert_allclose(g, w, err_msg=f"output {k}", **TOL[g.dtype.name])
         else:
             np.testing.assert_array_equal(g, w, err_msg=f"output {k}")
 
@@ -280,9 +309,9 @@ def test_elementwise_results(env, dtype):
     y = np.ones((1, 14), dtype)[:, ::2]
     y[...] = rng.uniform(0.5, 2, (1, 7))
     c, s = rng.uniform(0.5, 2, (5, 1)).astype(dtype), np.array(1.5, dtype)
-    _compare(f(x, y, c, s), _reference(ins, outs, (x, y, c, s)), TOL[dtype])
+    _compare(f(x, y, c, s), _reference(ins, outs, (x, y, c, s)))
     empty = [np.zeros((0, 7), dtype), y, np.zeros((0, 1), dtype), s]
-    _compare(f(*empty), _reference(ins, outs, empty), TOL[dtype])
+    _compare(f(*empty), _reference(ins, outs, empty))
 
 
 def test_integer_results(env):
@@ -294,7 +323,7 @@ def test_integer_results(env):
         shape = (4, 6) if not v.broadcastable[0] else (1, 6)
         args.append(rng.integers(0, 2, shape).astype(bool) if v.dtype == "bool"
                     else rng.integers(1, 6, shape).astype(v.dtype))
-    _compare(f(*args), _reference(ins, outs, args), TOL["float64"])
+    _compare(f(*args), _reference(ins, outs, args))
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -305,13 +334,19 @@ def test_reduction_results(env, dtype):
     for shape in [(3, 5, 2000), (40, 2, 100), (1, 1, 1)]:
         big = np.zeros(shape[:2] + (2 * shape[2],), dtype)
         x = big[:, :, ::2]                                              # not C-contiguous
-        x[...] = rng.integers(-8, 9, shape) / 256                       # x * 2 + 1 is exact
+        x[...] = rng.integers(-8, 9, shape) / 256          # x * 2 + 1 is exact; many ties for argmax
+        x[tuple(rng.integers(0, n, 2) for n in shape)] = np.nan          # NaN: propagated, or its position
         got = f(x)
         for k, (g, ref) in enumerate(zip(got, refs)):
             want = np.asarray(ref(x.astype("float64")))
-            assert g.dtype == np.dtype(dtype) and g.shape == want.shape, (k, shape)
-            np.testing.assert_allclose(g, want, rtol=REDUCE_RTOL[dtype], err_msg=f"output {k}, shape {shape}")
-    if env.fake is not None:            # every launch mode was used: one thread per result, whole and split blocks
+            assert g.shape == want.shape, (k, shape)
+            if want.dtype.kind == "i":
+                assert g.dtype == np.int64
+                np.testing.assert_array_equal(g, want, err_msg=f"output {k}, shape {shape}")
+            else:
+                assert g.dtype == np.dtype(dtype)
+                np.testing.assert_allclose(g, want, rtol=REDUCE_RTOL[dtype], err_msg=f"output {k}, shape {shape}")
+    if env.fake is not None:        # every launch mode ran: a thread per result, whole and split blocks
         names = [(n.rsplit("_", 1)[-1], grid[1] > 1) for n, grid in env.fake.launches]
         assert ("serial", False) in names and ("finish", False) in names
         assert any(kind.isdigit() and split for kind, split in names)
@@ -324,10 +359,13 @@ def test_empty_reductions(env):
     total, mean = f(np.zeros((3, 0), "float32"))
     np.testing.assert_array_equal(total, np.zeros(3, "float32"))
     assert np.isnan(mean)
-    g = env.function([x], Reduce("max", (1,))(x))
-    with pytest.raises(ValueError, match="zero-size array"):
-        g(np.zeros((3, 0), "float32"))
-    assert g(np.zeros((0, 4), "float32")).shape == (0,)
+    for op in (Reduce("max", (1,)), ArgReduce("argmin", 1)):
+        g = env.function([x], op(x))
+        with pytest.raises(ValueError, match="zero-size array"):
+            g(np.zeros((3, 0), "float32"))
+        with pytest.raises(ValueError, match="zero-size array"):
+            g(np.zeros((0, 0), "float32"))
+        assert g(np.zeros((0, 4), "float32")).shape == (0,)
 
 
 @pytest.mark.parametrize("dtype", FLOATS)
@@ -335,7 +373,7 @@ def test_host_step_results(env, dtype):
     ins, outs = host_step_graph(dtype)
     f = env.function(ins, outs)
     x = np.random.default_rng(3).uniform(-1, 1, (6, 9)).astype(dtype)
-    _compare(f(x), _reference(ins, outs, (x,)), TOL[dtype])
+    _compare(f(x), _reference(ins, outs, (x,)))
 
 
 def test_shape_errors_match_the_cpu_backend(env):
@@ -347,6 +385,18 @@ def test_shape_errors_match_the_cpu_backend(env):
         with pytest.raises(ValueError) as on_cuda:
             f(*args)
         assert str(on_cuda.value) == str(on_cpu.value)
+
+
+def test_failing_helper_raises_like_numpy(env):
+    """Integer ** negative: the kernel sets its error word; the call raises numpy's ValueError."""
+    a, b = T.lvector("a"), T.lvector("b")
+    f = env.function([a, b], [a ** b, Reduce("sum", (0,))(a ** b * 2)])
+    powers, total = f(np.array([2, 3, 5]), np.array([3, 0, 1]))
+    np.testing.assert_array_equal(powers, [8, 1, 5])
+    assert total == 28
+    with pytest.raises(ValueError, match="negative integer powers"):
+        f(np.array([2, 3, 5]), np.array([3, -1, 1]))
+    np.testing.assert_array_equal(f(np.array([2]), np.array([2]))[0], [4])     # the flag was reset
 
 
 def test_shared_variable_updates(env):
@@ -366,3 +416,24 @@ def test_large_full_reduction(env):
     total, top = f(v)
     np.testing.assert_allclose(total, v.astype("float64").sum(), rtol=1e-6)
     assert top == v.max() * 2
+
+
+def test_benchmark_script_runs(monkeypatch, tmp_path):
+    """bench/cuda_check.py end to end on a small size, through the fake driver (figures meaningless)."""
+    import importlib.util
+
+    fake = Fake().install(monkeypatch)
+    path = Path(__file__).parent.parent / "bench" / "cuda_check.py"
+    spec = importlib.util.spec_from_file_location("cuda_check", path)
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+
+    def both(inputs, outputs, device):
+        f = function(inputs, outputs, device=device)
+        fake.register(f, function(inputs, outputs, device="cpu"))
+        return f
+
+    monkeypatch.setattr(bench, "function", both)
+    assert bench.main(["--n", "100003", "--reps", "2", "--json", str(tmp_path / "r.json")]) == 0
+    figures = json.loads((tmp_path / "r.json").read_text())
+    assert len(figures["cases"]) == 4 and all(c["correct"] for c in figures["cases"])

@@ -189,7 +189,7 @@ def _pragmas(parallel: bool, extent: str) -> tuple:
     """(flat-loop pragma, outer-loop pragma): threads above PARALLEL_MIN when OpenMP is on, SIMD always."""
     if not parallel:
         return "#pragma omp simd", ""
-    cond = f"if ({extent} >= {PARALLEL_MIN})"
+    cond = f"if (parallel: {extent} >= {PARALLEL_MIN})"     # `parallel:` keeps simd below it
     return (f"#pragma omp parallel for simd schedule(static) {cond}",
             f"#pragma omp parallel for schedule(static) {cond}")
 

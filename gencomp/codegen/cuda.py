@@ -80,7 +80,7 @@ def _error_param(ctx) -> list:
 def elementwise_cuda_context(plan, kernel, errors) -> dict:
     ctx = elementwise_context(plan, kernel, errors, backend="cuda")
     ctx.update(_launch_fields(), main_params=ctx["params"] + _error_param(ctx),
-               unflatten=unflatten(list(range(kernel.ndim)), "o", "rest", _used_dims(kernel)))
+               unflatten=unflatten(list(range(kernel.ndim)), "o", "gc_rest", _used_dims(kernel)))
     return ctx
 
 
@@ -90,8 +90,8 @@ def _loop_fields(kernel, ctx, parts, finish) -> dict:
     used = _used_dims(kernel)
     kept = [d for d in range(kernel.ndim) if d not in axes]
     out = f"void *{ctx['out'].raw}"
-    return dict(_launch_fields(), unflatten_kept=unflatten(kept, "j", "rj", used),
-                unflatten_reduced=unflatten(list(axes), "t", "rt", used),
+    return dict(_launch_fields(), unflatten_kept=unflatten(kept, "j", "gc_rj", used),
+                unflatten_reduced=unflatten(list(axes), "gc_t", "gc_rt", used),
                 main_params=[*ctx["params"], *(f"void *{p}" for p in parts), *_error_param(ctx)],
                 finish_params=[*(f"const void *{p}" for p in parts), out, "int64_t m", "int64_t splits", *finish],
                 serial_params=ctx["params"] + _error_param(ctx))
@@ -106,14 +106,14 @@ def reduce_cuda_context(plan, kernel, errors) -> dict:
     acc_ctype, out_ctype = dtypes.ctype(acc_dtype), dtypes.ctype(out.dtype)
     combine = next(expr for kinds, expr in row.combine.items() if dtypes.kind(acc_dtype) in kinds)
     if row.mean:
-        finish = f"({out_ctype})(acc / ({acc_ctype})r)"
+        finish = f"({out_ctype})(gc_acc / ({acc_ctype})r)"
     elif acc_dtype != out.dtype:
-        finish = f"({out_ctype})acc"
+        finish = f"({out_ctype})gc_acc"
     else:
-        finish = "acc"
+        finish = "gc_acc"
     ctx.update(_loop_fields(kernel, ctx, ["part_raw"], ["int64_t r"]), finish=finish,
-               combine_val=combine.format(acc="acc", x=operand_text(value, acc_dtype)),
-               combine_other=combine.format(acc="acc", x="other"))
+               combine_val=combine.format(acc="gc_acc", x=operand_text(value, acc_dtype)),
+               combine_other=combine.format(acc="gc_acc", x="gc_other"))
     return ctx
 
 

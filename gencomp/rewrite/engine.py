@@ -49,25 +49,65 @@ def optimize(fgraph, mode: str, exclude=()) -> dict:
 
 
 def _node_pass(fgraph, node_rules, fired) -> bool:
-    """One walk over the graph applying node rules; True if anything changed."""
+    """One walk over the graph applying node rules; True if anything changed.
+
+    What a rule builds is rewritten at once, bottom-up, so a long chain collapses in one pass.
+    """
     if not node_rules:
         return False
     replacements = {}
-    for node in fgraph.toposort():
+    nodes = fgraph.toposort()
+    existing = {id(v) for node in nodes for v in (*node.inputs, *node.outputs)}
+    for node in nodes:
         node.inputs = [replacements.get(id(i), i) for i in node.inputs]
-        for name, fn in node_rules:
-            new = fn(node)
-            if new is None:
-                continue
-            for old, var in zip(node.outputs, new):
-                if var is not old:
-                    if not _compatible(old.type, var.type):
-                        raise TypeError(f"rewrite {name} changed {old.type} into {var.type}")
-                    replacements[id(old)] = var
-            fired[name] = fired.get(name, 0) + 1
-            break
+        for old, new in _apply(node, node_rules, fired, existing, depth=0):
+            replacements[id(old)] = new
     fgraph.outputs = [replacements.get(id(o), o) for o in fgraph.outputs]
     return bool(replacements)
+
+
+def _apply(node, node_rules, fired, existing, depth) -> list:
+    """[(old output, replacement)] from the first rule that fires on `node` (nothing if none)."""
+    for name, fn in node_rules:
+        new = fn(node)
+        if new is None:
+            continue
+        fired[name] = fired.get(name, 0) + 1
+        pairs = []
+        for old, var in zip(node.outputs, new):
+            if var is old:
+                continue
+            if not _compatible(old.type, var.type):
+                raise TypeError(f"rewrite {name} changed {old.type} into {var.type}")
+            if depth < MAX_DEPTH:
+                var = _settle(var, node_rules, fired, existing, depth + 1)
+            pairs.append((old, var))
+        return pairs
+    return []
+
+
+MAX_DEPTH = 16
+
+
+def _settle(var, node_rules, fired, existing, depth):
+    """`var` after rewriting, bottom-up, the nodes a rule just built (those not in `existing`)."""
+    new_nodes, seen, stack = [], set(), [(var, False)]
+    while stack:                            # post-order walk that stops at the existing graph
+        v, done = stack.pop()
+        if v.owner is None or id(v) in existing or id(v.owner) in seen and not done:
+            continue
+        if done:
+            new_nodes.append(v.owner)
+            continue
+        seen.add(id(v.owner))
+        stack.append((v, True))
+        stack.extend((i, False) for i in v.owner.inputs)
+    local = {}
+    for node in dict.fromkeys(new_nodes):
+        node.inputs = [local.get(id(i), i) for i in node.inputs]
+        for before, after in _apply(node, node_rules, fired, existing, depth):
+            local[id(before)] = after
+    return local.get(id(var), var)
 
 
 def _compatible(old, new) -> bool:

@@ -20,11 +20,9 @@ def _name(node) -> str | None:
 
 
 def _const_value(var):
-    """The scalar value of a constant whose elements are all equal, else None."""
-    if isinstance(var, Constant) and var.data.size >= 1:
-        flat = var.data.reshape(-1)
-        if flat.size == 1 or np.all(flat == flat[0]):
-            return flat[0].item()
+    """The value of a one-element constant (which broadcasts everywhere, so it decides no shape)."""
+    if isinstance(var, Constant) and var.data.size == 1:
+        return var.data.reshape(-1)[0].item()
     return None
 
 
@@ -33,11 +31,16 @@ def _is(var, value) -> bool:
     return v is not None and v == value and not isinstance(v, complex)
 
 
-def _neutral_zero(var, any_zero: bool) -> bool:
+def _neutral_zero(var, any_zero: bool, negative: bool = True) -> bool:
     v = _const_value(var)
     if v is None or isinstance(v, complex) or v != 0:
         return False
-    return any_zero or np.signbit(v)
+    return any_zero or bool(np.signbit(v)) == negative
+
+
+def _is_float(var) -> bool:
+    """Rewrites that move an operation into another dtype are only exact on floats (ints wrap)."""
+    return var.dtype in ("float32", "float64")
 
 
 def _owner_name(var) -> str | None:
@@ -121,8 +124,11 @@ def neutral_elements(node):
     elif name == "add":          # for floats only -0.0 is neutral: -0.0 + 0.0 is +0.0
         exact = not node.outputs[0].dtype.startswith(("float", "complex"))
         keep = a if _neutral_zero(b, exact) else b if _neutral_zero(a, exact) else None
-    elif name in ("sub", "true_div", "pow"):
-        keep = a if _is(b, {"sub": 0, "true_div": 1, "pow": 1}[name]) else None
+    elif name == "sub":          # for floats only +0.0 is neutral: -0.0 - -0.0 is +0.0
+        exact = not node.outputs[0].dtype.startswith(("float", "complex"))
+        keep = a if _neutral_zero(b, exact, negative=False) else None
+    elif name in ("true_div", "pow"):
+        keep = a if _is(b, 1) else None
     if keep is None:
         return None
     var = _keep(node, keep)
@@ -147,9 +153,13 @@ def double_negation(node):
 
 @register_node_rule("canonicalize")
 def collect_constants(node):
-    """(x * c1) * c2 -> x * (c1 * c2), and the same for +: constants of a chain meet and fold."""
+    """(x * c1) * c2 -> x * (c1 * c2), and the same for +, for integers (exact, wrapping included).
+
+    Floats are left alone: x * 1e-200 * 1e-200 is not x * 0.0, and (x + c1) + c2 may differ
+    from x + (c1 + c2) by more than rounding when x cancels c1.
+    """
     name = _name(node)
-    if name not in ("mul", "add"):
+    if name not in ("mul", "add") or node.outputs[0].dtype.startswith(("float", "complex", "bool")):
         return None
     a, b = node.inputs
     if not isinstance(b, Constant):
@@ -159,7 +169,7 @@ def collect_constants(node):
     x, c = a.owner.inputs
     if not isinstance(c, Constant):
         x, c = c, x
-    if not isinstance(c, Constant) or isinstance(x, Constant):
+    if not isinstance(c, Constant) or isinstance(x, Constant) or a.dtype != node.outputs[0].dtype:
         return None
     op = tm.mul if name == "mul" else tm.add
     out = op(x, op(c, b))
@@ -187,13 +197,22 @@ def dimshuffle_of_dimshuffle(node):
 
 @register_node_rule("canonicalize")
 def reshape_of_reshape(node):
-    """reshape(reshape(x, s1), s2) -> reshape(x, s2)."""
+    """reshape(reshape(x, s1), s2) -> reshape(x, s2) when s1 and s2 are constants that make the
+    first reshape fail exactly when the second would (so no shape error is hidden)."""
     if not isinstance(node.op, Reshape):
         return None
-    x, shape = node.inputs
+    x, s2 = node.inputs
     if x.owner is None or not isinstance(x.owner.op, Reshape):
         return None
-    out = Reshape(node.op.ndim)(x.owner.inputs[0], shape)
+    s1 = x.owner.inputs[1]
+    if not isinstance(s1, Constant) or not isinstance(s2, Constant) or -1 in s2.data:
+        return None
+    known = int(np.prod([d for d in s1.data if d != -1]))
+    total = int(np.prod(s2.data))
+    same_failures = known == total if -1 not in s1.data else known != 0 and total % known == 0
+    if not same_failures:
+        return None
+    out = Reshape(node.op.ndim)(x.owner.inputs[0], s2)
     return [out] if out.type == node.outputs[0].type else None
 
 
@@ -203,13 +222,14 @@ def reshape_of_reshape(node):
 def log1p_expm1(node):
     """log(1 + x) -> log1p(x), exp(x) - 1 -> expm1(x): exact near 0 where the naive forms lose digits."""
     name = _name(node)
-    if name == "log" and _owner_name(node.inputs[0]) == "add":
+    if name == "log" and _owner_name(node.inputs[0]) == "add" and _is_float(node.inputs[0]):
         a, b = node.inputs[0].owner.inputs
         x = b if _is(a, 1) else a if _is(b, 1) else None
         if x is not None:
             out = tm.log1p(x)
             return [out] if out.type == node.outputs[0].type else None
-    if name == "sub" and _is(node.inputs[1], 1) and _owner_name(node.inputs[0]) == "exp":
+    if name == "sub" and _is(node.inputs[1], 1) and _owner_name(node.inputs[0]) == "exp" \
+            and _is_float(node.inputs[0].owner.inputs[0]):
         out = tm.expm1(node.inputs[0].owner.inputs[0])
         return [out] if out.type == node.outputs[0].type else None
     return None
@@ -221,10 +241,11 @@ def log_sigmoid(node):
     if _name(node) != "log":
         return None
     (x,) = node.inputs
+    dtype = node.outputs[0].dtype          # sigmoid computes in it: integers are converted first
     if _owner_name(x) == "sigmoid":
-        out = -tm.softplus(-x.owner.inputs[0])
+        out = -tm.softplus(-tm.cast(x.owner.inputs[0], dtype))
     elif _owner_name(x) == "sub" and _is(x.owner.inputs[0], 1) and _owner_name(x.owner.inputs[1]) == "sigmoid":
-        out = -tm.softplus(x.owner.inputs[1].owner.inputs[0])
+        out = -tm.softplus(tm.cast(x.owner.inputs[1].owner.inputs[0], dtype))
     else:
         return None
     return [out] if out.type == node.outputs[0].type else None

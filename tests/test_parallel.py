@@ -1,0 +1,232 @@
+"""OpenMP (config.openmp): threads change neither elementwise results nor (beyond rounding) reductions.
+
+Loops above PARALLEL_MIN elements run on several threads when gencomp.config.openmp is on;
+the generated source has '#pragma omp parallel' only then. Elementwise arithmetic must be
+bit-identical with and without threads. Transcendental functions use libmvec's vector forms
+(within 4 ulp of the scalar C library) where the loop vectorizes: below the threshold both
+settings run the same single-threaded vector loop (identical bits); above it an element at a
+thread's chunk edge may take the scalar call instead, so they are compared in ulps. Full
+reductions combine per-thread partial sums, so they agree within rounding. The environment variables of the OpenMP runtime (OMP_NUM_THREADS, OMP_THREAD_LIMIT)
+must not change a result either: those runs happen in subprocesses.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+import gencomp
+import gencomp.tensor as T
+from gencomp import function
+from gencomp.codegen.c import PARALLEL_MIN
+from gencomp.compile.cc import supports_openmp
+
+LARGE = PARALLEL_MIN * 3 + 12345          # > the threading threshold, odd, not a multiple of 8
+SIZES = {"large": LARGE, "small": 1001, "threshold": PARALLEL_MIN, "tiny": 7}
+HAS_OPENMP = supports_openmp(gencomp.config.cc)
+
+_FUNCTIONS: dict = {}
+
+
+def _x_y():
+    return T.vectors("x", "y")
+
+
+# name -> (inputs maker, outputs maker, comparison)
+GRAPHS = {
+    "arith": (_x_y, lambda x, y: [(2 * x + y * y - 1) / (1 + abs(x)), x * y - x / (y * y + 1),
+                                  T.maximum(x, y) - T.minimum(x, -y), T.switch(x > y, x * 3, y - 0.5)], "exact"),
+    # one C library call per output, so that ulps measure the function and not a cancellation
+    "transcendental": (_x_y, lambda x, y: [T.exp(x), T.sin(y), T.log1p(abs(y)), T.tanh(x), T.cos(x),
+                                           T.expm1(y), T.log(abs(x))], "ulp"),
+    "reductions": (_x_y, lambda x, y: [T.sum(x ** 2), T.sum(T.exp(x * 0.01) * y), T.mean(x * y),
+                                       T.sum(abs(x)), T.prod(1 + y * 1e-6)], "rounding"),
+    "extrema": (_x_y, lambda x, y: [T.max(x * y), T.min(x - y), T.max(x)], "exact"),
+}
+
+
+def compiled(name, openmp, dtype="float64"):
+    key = (name, openmp, dtype)
+    if key not in _FUNCTIONS:
+        make_inputs, make_outputs, _ = GRAPHS[name]
+        inputs = [T.vector(v.name, dtype=dtype) for v in make_inputs()]
+        with gencomp.config.change(openmp=openmp):
+            _FUNCTIONS[key] = function(inputs, make_outputs(*inputs))
+    return _FUNCTIONS[key]
+
+
+def _values(n, dtype, seed=0, special=True):
+    rng = np.random.default_rng(seed)
+    x = (rng.standard_normal(n) * 3).astype(dtype)
+    y = (rng.standard_normal(n) * 2).astype(dtype)
+    if n > 10 and special:
+        x[:6] = [0.0, -0.0, np.inf, -np.inf, 1e300 if dtype == "float64" else 1e30, -1.5]
+        y[:6] = [-0.0, 2.0, 1.0, np.nan, -2.0, 0.0]
+    return x, y
+
+
+def _ulps(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    both_nan = np.isnan(a) & np.isnan(b)
+    with np.errstate(all="ignore"):
+        diff = np.abs(a.astype(np.float64) - b.astype(np.float64)) / np.spacing(np.abs(a).astype(a.dtype)).astype(np.float64)
+    diff = np.where((a == b) | both_nan, 0, diff)
+    return np.nan_to_num(diff, nan=np.inf)
+
+
+@pytest.mark.parametrize("dtype", ["float64", "float32"])
+@pytest.mark.parametrize("size", sorted(SIZES))
+@pytest.mark.parametrize("name", sorted(GRAPHS))
+def test_openmp_on_and_off_agree(name, size, dtype):
+    n = SIZES[size]
+    mode = GRAPHS[name][2]
+    # reductions see finite data (a nan or inf would make every result nan or inf)
+    x, y = _values(n, dtype, special=name not in ("reductions", "extrema"))
+    with np.errstate(all="ignore"):
+        on = compiled(name, True, dtype)(x, y)
+        again = compiled(name, True, dtype)(x, y)
+        off = compiled(name, False, dtype)(x, y)
+    for k, (a, a2, b) in enumerate(zip(on, again, off)):
+        assert a.shape == b.shape and a.dtype == b.dtype
+        # threads split the work the same way on every call: results are deterministic
+        np.testing.assert_array_equal(a, a2, err_msg=f"{name} output {k}: two calls differ")
+        if mode == "exact":
+            np.testing.assert_array_equal(a, b, err_msg=f"{name} output {k}: openmp on != off")
+            assert np.array_equal(np.signbit(a), np.signbit(b))
+        elif mode == "ulp" and n < PARALLEL_MIN:
+            # one thread either way, and the same vectorized loop: the same bits. (Regression: the
+            # unmodified `if (n >= PARALLEL_MIN)` of `#pragma omp parallel for simd` also applies
+            # to `simd` (OpenMP 5), so below the threshold the loop ran scalar C library calls,
+            # not libmvec's vector forms -- different bits, and exp+sin on 30,000 doubles 10x slower.)
+            differ = int(np.sum(_ulps(a, b) > 0))
+            assert differ == 0, f"{name} output {k}: {differ} of {n} elements differ between openmp on and off"
+        elif mode == "ulp":
+            # threads split the loop: an element at a chunk edge may take the scalar C library call
+            # instead of the vector one (libmvec: within 4 ulp of it)
+            worst = _ulps(a, b).max()
+            assert worst <= 4, f"{name} output {k}: openmp on and off differ by {worst} ulp"
+        else:
+            scale = {"float64": 1e-13, "float32": 1e-6}[dtype]
+            if np.isfinite(b):
+                assert abs(float(a) - float(b)) <= scale * max(abs(float(b)), 1.0), (name, k, a, b)
+            else:
+                assert (np.isnan(a) and np.isnan(b)) or a == b, (name, k, a, b)
+
+
+def test_openmp_reductions_are_correct():
+    """Both settings against an exact reference (math.fsum) on data that makes the order matter."""
+    x = T.vector("x")
+    n = LARGE
+    v = np.random.default_rng(1).standard_normal(n) * 1e3
+    v[::97] = 1e12
+    exact = math.fsum(v.tolist())
+    scale = math.fsum(np.abs(v).tolist())
+    for openmp in (True, False):
+        with gencomp.config.change(openmp=openmp):
+            f = function([x], [T.sum(x), T.max(x), T.sum(x, axis=0, keepdims=True)])
+        total, top, kept = f(v)
+        assert abs(float(total) - exact) <= 1e-15 * scale * 8, (openmp, total, exact)
+        assert top == v.max()
+        assert abs(float(kept[0]) - exact) <= 1e-15 * scale * 8
+        ones = f(np.ones(n))
+        assert ones[0] == n and ones[2][0] == n
+        w = np.ones(n)
+        w[n - 5] = np.nan                    # in the last thread's share
+        assert all(np.isnan(r).all() for r in f(w))
+        w[n - 5] = np.inf
+        assert f(w)[0] == np.inf and f(w)[1] == np.inf
+
+
+def test_openmp_on_and_off_agree_on_strided_and_broadcast_matrices():
+    m = T.matrix("m")
+    r = T.row("r")
+    a = np.random.default_rng(2).standard_normal((400, 300))
+    b = np.random.default_rng(3).standard_normal((1, 400))
+    results = {}
+    for openmp in (True, False):
+        with gencomp.config.change(openmp=openmp):
+            f = function([m, r], [m * 2 + r - m * m, T.sum(m, axis=0), T.max(m * r, axis=1), T.sum(m * m)])
+        results[openmp] = f(a.T, b)               # a transposed (strided) view: the n-d loop nest
+    expected = [a.T * 2 + b - a.T * a.T, a.T.sum(axis=0), (a.T * b).max(axis=1), (a.T * a.T).sum()]
+    for k, (on, off, ref) in enumerate(zip(results[True], results[False], expected)):
+        if k == 3:
+            assert abs(float(on) - float(off)) <= 1e-12 * float(ref), k
+        else:
+            np.testing.assert_array_equal(on, off, err_msg=f"output {k}")
+        np.testing.assert_allclose(on, ref, rtol=1e-12, err_msg=f"output {k}")
+
+
+def test_source_has_omp_parallel_only_when_openmp_is_on():
+    x, y = _x_y()
+    sources = {}
+    for openmp in (True, False):
+        with gencomp.config.change(openmp=openmp):
+            f = function([x, y], [x * y + 1, T.sum(x * y)])
+        sources[openmp] = f.source
+    assert ("#pragma omp parallel" in sources[True]) == HAS_OPENMP
+    assert "#pragma omp parallel" not in sources[False]
+    assert "omp.h" not in sources[False]
+    assert "#pragma omp simd" in sources[False]        # vectorized loops either way
+    assert str(PARALLEL_MIN) in sources[True] or not HAS_OPENMP
+
+
+def test_openmp_flag_is_part_of_the_cache_key():
+    x = T.vector("x")
+    keys = set()
+    for openmp in (True, False):
+        with gencomp.config.change(openmp=openmp):
+            keys.add(function([x], x * 5 + 2).cache_key)
+    assert len(keys) == 2
+
+
+_CHILD = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import gencomp, gencomp.tensor as T
+    x, y = T.vectors("x", "y")
+    n = int(sys.argv[1])
+    rng = np.random.default_rng(7)
+    xv, yv = rng.standard_normal(n), rng.standard_normal(n)
+    f = gencomp.function([x, y], [T.sum(x), T.sum(x * y), T.max(x), (2 * x + y * y - 1) / (1 + abs(x))])
+    total, dot, top, ew = f(xv, yv)
+    ones = gencomp.function([x], T.sum(x))(np.ones(n))
+    print(json.dumps({"sum": float(total), "dot": float(dot), "max": float(top), "ones": float(ones),
+                      "ew": float(np.sum(ew != (2 * xv + yv * yv - 1) / (1 + np.abs(xv))))}))
+""")
+
+
+def _child(env_overrides, n=LARGE):
+    env = dict(os.environ)
+    for k in ("OMP_NUM_THREADS", "OMP_THREAD_LIMIT", "OMP_DYNAMIC", "OMP_NESTED", "OMP_MAX_ACTIVE_LEVELS"):
+        env.pop(k, None)
+    env.update(env_overrides)
+    proc = subprocess.run([sys.executable, "-c", _CHILD, str(n)], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@pytest.mark.skipif(not HAS_OPENMP, reason="the C compiler has no OpenMP")
+def test_results_do_not_depend_on_the_openmp_environment():
+    """Regression: the full-reduction kernel sizes its partial sums by omp_get_max_threads() but
+    the team may be smaller (OMP_THREAD_LIMIT=1, OMP_DYNAMIC=true, nested regions): the missing
+    threads' slices are skipped and their uninitialized partials added -- sum(ones(100000)) gave
+    50000 under OMP_THREAD_LIMIT=1."""
+    rng = np.random.default_rng(7)
+    xv, yv = rng.standard_normal(LARGE), rng.standard_normal(LARGE)
+    exact = {"sum": math.fsum(xv.tolist()), "dot": math.fsum((xv * yv).tolist()), "max": float(xv.max()),
+             "ones": float(LARGE), "ew": 0.0}
+    scale = {"sum": math.fsum(np.abs(xv).tolist()), "dot": math.fsum(np.abs(xv * yv).tolist())}
+    for env in ({"OMP_NUM_THREADS": "1"}, {"OMP_NUM_THREADS": "3"},
+                {"OMP_NUM_THREADS": "2", "OMP_THREAD_LIMIT": "1"}):
+        got = _child(env)
+        for key, value in exact.items():
+            tol = 8e-16 * scale[key] * 8 if key in scale else 0.0
+            assert abs(got[key] - value) <= tol, f"{env}: {key} = {got[key]}, expected {value}"
