@@ -136,6 +136,17 @@ def neutral_elements(node):
 
 
 @register_node_rule("canonicalize")
+def self_subtraction(node):
+    """x - x -> 0 for integers (for floats inf - inf and nan - nan are nan, so it stays)."""
+    if _name(node) != "sub" or node.inputs[0] is not node.inputs[1]:
+        return None
+    out = node.outputs[0]
+    if out.dtype.startswith(("float", "complex")) or out.dtype != node.inputs[0].dtype:
+        return None
+    return [tm.zeros_like(node.inputs[0])]
+
+
+@register_node_rule("canonicalize")
 def double_negation(node):
     """-(-x) -> x; for integers -(a - b) -> b - a (for floats a == b would turn -0.0 into +0.0)."""
     if _name(node) != "neg":
