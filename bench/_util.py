@@ -58,6 +58,42 @@ def pytensor_flags(compiledir=None):
 # BLAS (numpy's OpenBLAS, which gencomp's and PyTensor's products call too) on one
 # thread. It reads these at load time, so they go into a child process's environment.
 BLAS_ONE_THREAD = {"OPENBLAS_NUM_THREADS": 1, "OMP_NUM_THREADS": 1, "MKL_NUM_THREADS": 1}
+# BLAS on one thread but OpenMP (gencomp's loops) free to use every core: numpy's BLAS here
+# (scipy-openblas, pthreads) reads OPENBLAS_NUM_THREADS, not OMP_NUM_THREADS.
+CORES = os.cpu_count() or 1
+BLAS_ONE_THREAD_OPENMP_ALL = {**BLAS_ONE_THREAD, "OMP_NUM_THREADS": CORES}
+
+# gencomp compiled twice, to compare its OpenMP loops with one thread (issue 4).
+GENCOMP_1T = "gencomp, openmp=False (1 thread)"
+GENCOMP_OMP = "gencomp, openmp=True"
+OPENMP_SPEEDUP = 1.6        # issue 4: OpenMP on >= 1.6x faster than one thread, on 2 cores
+
+
+def gencomp_openmp_pair(gencomp, inputs, outputs, **kw):
+    """{GENCOMP_OMP: f, GENCOMP_1T: f}: `gencomp.function(inputs, outputs, **kw)` compiled
+    with config.openmp True and False (openmp is part of the cache key: two modules)."""
+    fns = {}
+    for name, flag in ((GENCOMP_OMP, True), (GENCOMP_1T, False)):
+        with gencomp.config.change(openmp=flag):
+            fns[name] = gencomp.function(inputs, outputs, **kw)
+    return fns
+
+
+def openmp_threads():
+    """How many threads gencomp's OpenMP loops get in this process (as libgomp decides)."""
+    n = os.environ.get("OMP_NUM_THREADS", "").split(",")[0].strip()
+    return int(n) if n.isdigit() else CORES
+
+
+def openmp_target(sec, what, t_omp, t_1t, threads=None):
+    """Add issue 4's OpenMP speed-up target (time with openmp False / with it True);
+    threads: OpenMP threads where it was timed (default: this process's)."""
+    sp = None if not t_omp or not t_1t else t_1t / t_omp
+    sec.target(f"{what}: OpenMP on vs openmp=False ({threads or openmp_threads()} threads, "
+               f"{CORES} cores)",
+               "n/a" if sp is None else f"{sp:.2f}x faster ({fmt_time(t_omp)} vs "
+               f"{fmt_time(t_1t)})", f">= {OPENMP_SPEEDUP}x",
+               None if sp is None else sp >= OPENMP_SPEEDUP, source="issue 4")
 
 
 def child_env(**extra):
@@ -172,17 +208,18 @@ class Section:
     def note(self, text):
         self.notes.append(text)
 
-    def target(self, what, value, limit, met):
-        """met: True/False, or None when it could not be measured."""
+    def target(self, what, value, limit, met, source=""):
+        """met: True/False, or None when it could not be measured; source: where the target
+        comes from ("issue 2", "DESIGN.md 5", ...)."""
         verdict = {True: "met", False: "MISSED", None: "not measured"}[met]
-        self.targets.append((what, value, limit, verdict))
+        self.targets.append((source, what, value, limit, verdict))
 
     def markdown(self):
         lines = [f"## {self.title}", "", "| " + " | ".join(self.header) + " |",
                  "|" + "---|" * len(self.header)]
         lines += ["| " + " | ".join(r) + " |" for r in self.rows]
         if self.targets:
-            lines += ["", "| target | measured | limit | verdict |", "|---|---|---|---|"]
+            lines += ["", "| source | target | measured | limit | verdict |", "|---|---|---|---|---|"]
             lines += ["| " + " | ".join(t) + " |" for t in self.targets]
         if self.notes:
             lines += [""] + [f"- {n}" for n in self.notes]
@@ -192,9 +229,8 @@ class Section:
 class Sections:
     """Several sections reported as one benchmark (run.py takes one per script)."""
 
-    def __init__(self, parts):
-        self.parts = parts
-        self.title = parts[0].title
+    def __init__(self, title, parts):
+        self.title, self.parts = title, parts
         self.targets = [t for p in parts for t in p.targets]
 
     def markdown(self):

@@ -2,7 +2,7 @@
 import _util as U
 
 N = 1024
-ROUNDS = 21
+ROUNDS = 31
 TARGET = 0.9     # gencomp speed / numpy speed, at least
 
 
@@ -44,7 +44,7 @@ def run():
         r = U.run_worker("bench_dot", "worker", **U.BLAS_ONE_THREAD)
     except Exception as e:
         sec.note(f"benchmark failed: `{e}`")
-        sec.target("gencomp speed vs numpy", "n/a", f">= {TARGET}x", None)
+        sec.target("gencomp speed vs numpy", "n/a", f">= {TARGET}x", None, source="issue 3")
         return sec
     res = r["res"]
     ref = U.median(res["numpy np.dot(A, B)"])
@@ -58,9 +58,12 @@ def run():
              "to link here (pip install) and falls back to numpy's.")
     g = res.get("gencomp T.dot(A, B)")
     speed = ref / U.median(g) if g else None
+    if g:
+        sec.note(f"speed relative to numpy from the fastest runs instead of the medians: "
+                 f"{min(res['numpy np.dot(A, B)']) / min(g):.3f}x")
     sec.target("gencomp `T.dot` speed relative to numpy `np.dot`",
-               "n/a" if speed is None else f"{speed:.2f}x", f">= {TARGET}x",
-               None if speed is None else speed >= TARGET)
+               "n/a" if speed is None else f"{speed:.3f}x", f">= {TARGET}x",
+               None if speed is None else speed >= TARGET, source="issue 3")
     return sec
 
 

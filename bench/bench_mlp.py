@@ -7,7 +7,9 @@ ROUNDS, STEPS = 11, 20           # step time: measurements per candidate, steps 
 CHECK_STEPS, RTOL = 5, 1e-8      # every candidate's losses vs numpy's, step for step
 COMPILE_ROUNDS = 7               # fresh processes per function() row; PyTensor cold: once
 TARGET_COLD, TARGET_WARM = 1.0, 0.030
-# Whether to measure PyTensor's cold compiles (C: ~22 s, Numba: ~10 s here) and how long to let them run.
+TARGET_VS_PYTENSOR = 0.8         # issue 4: gencomp's step time <= 0.8x PyTensor's
+# Whether to report PyTensor's cold compiles (measured once: C ~15-25 s, Numba ~23 s here),
+# and the time limit of every compile process.
 PYTENSOR_COLD, PYTENSOR_COLD_TIMEOUT = True, 300
 PT_C, PT_NUMBA = "PyTensor C (mode=CVM)", "PyTensor Numba (mode=NUMBA)"
 
@@ -52,7 +54,7 @@ def pytensor_graph(params):
 
 
 def compile_step(lib, params):
-    """(step function of (X, y) -> loss, seconds in function(), cache hit or None, graph seconds)."""
+    """(step function (X, y) -> loss, seconds in function(), cache hit or None, graph s)."""
     import time
     t = time.perf_counter()
     if lib == "gencomp":
@@ -124,29 +126,33 @@ def step_worker():
 
 
 def compile_worker(lib):
-    """In a fresh process: build the graph, time function() once, take one step."""
+    """In a fresh process: build the graph, time function() once, then its first step
+    (where PyTensor's Numba backend does its compiling)."""
     import math
-    f, dt, hit, t_graph = compile_step(lib, problem()[2])
-    X, y, _ = problem()
+    import time
+    X, y, params = problem()
+    f, dt, hit, t_graph = compile_step(lib, params)
+    t = time.perf_counter()
     assert math.isfinite(float(f(X, y)))
-    U.emit({"t": dt, "hit": hit, "graph": t_graph})
+    U.emit({"t": dt, "first": time.perf_counter() - t, "hit": hit, "graph": t_graph})
 
 
 def step_section():
     sec = U.Section(f"8a. One SGD step of a {FEATURES}-{HIDDEN}-{CLASSES} MLP, batch {BATCH}, "
                     "float64, BLAS on one thread",
-                    ["implementation", "median per step", "min", "rounds", "vs numpy"])
+                    ["implementation", "median per step", "min", "rounds", "vs numpy",
+                     "vs PyTensor C", "vs PyTensor Numba"])
     try:
         r = U.run_worker("bench_mlp", "step_worker", timeout=900, **U.BLAS_ONE_THREAD)
     except Exception as e:
         sec.note(f"benchmark failed: `{e}`")
-        sec.target("gencomp step no slower than PyTensor's compiled step", "n/a", "ratio <= 1",
-                   None)
-        return sec
+        r = {"res": {"numpy": []}, "notes": []}
     res = r["res"]
-    ref = U.median(res["numpy"])
+    ref = U.median(res["numpy"]) if res["numpy"] else None
+    pts = {n: U.median(res[n]) for n in (PT_C, PT_NUMBA) if res.get(n)}
     for n, s in res.items():
-        sec.row(*U.time_row(n, s, ref))
+        m = U.median(s) if s else None
+        sec.row(*U.time_row(n, s, ref), *(U.fmt_ratio(m, pts.get(p)) for p in (PT_C, PT_NUMBA)))
     for n in r["notes"]:
         sec.note(n)
     sec.note(f"Model: tanh hidden layer, softmax output, categorical crossentropy with int64 "
@@ -155,102 +161,115 @@ def step_section():
              f"rtol {RTOL:g} unless a WRONG note says otherwise.")
     sec.note(f"{STEPS} steps on one fixed batch per measurement, {ROUNDS} measurements per "
              f"row, interleaved, in one fresh process with "
-             f"{', '.join(f'{k}=1' for k in U.BLAS_ONE_THREAD)}. PyTensor uses its default "
-             "compiledir here; its C backend links no BLAS on this pip install and calls "
-             "numpy's for the products.")
+             f"{', '.join(f'{k}=1' for k in U.BLAS_ONE_THREAD)} (so gencomp's OpenMP loops "
+             "run on one thread too). PyTensor uses its default compiledir here; its C backend "
+             "links no BLAS on this pip install and calls numpy's for the products.")
     g = res.get("gencomp")
-    pts = {n: U.median(res[n]) for n in (PT_C, PT_NUMBA) if res.get(n)}
     if g is None or not pts:
-        sec.target("gencomp step no slower than PyTensor's compiled step", "n/a", "ratio <= 1",
-                   None)
+        for src, lim in (("issue 3", "ratio <= 1"), ("issue 4", f"ratio <= {TARGET_VS_PYTENSOR}")):
+            sec.target("gencomp step time / PyTensor's compiled step", "n/a", lim, None,
+                       source=src)
     for n, pm in pts.items() if g else ():
         gm = U.median(g)
-        sec.target(f"gencomp step no slower than {n}",
-                   f"{U.fmt_time(gm)} vs {U.fmt_time(pm)} ({U.fmt_ratio(gm, pm)})",
-                   "ratio <= 1", gm <= pm)
+        measured = f"{U.fmt_ratio(gm, pm)} ({U.fmt_time(gm)} vs {U.fmt_time(pm)})"
+        sec.target(f"gencomp step time / {n}'s", measured, "<= 1x", gm <= pm,
+                   source="issue 3")
+        sec.target(f"gencomp step time / {n}'s", measured, f"<= {TARGET_VS_PYTENSOR}x",
+                   gm <= TARGET_VS_PYTENSOR * pm, source="issue 4")
     return sec
 
 
 def compile_section():
-    sec = U.Section(f"8b. `function()` of that MLP training step: cold (fresh process, empty "
+    sec = U.Section("8b. `function()` of that MLP training step: cold (fresh process, empty "
                     "cache) and warm (new process, cache filled by an earlier one)",
-                    ["compiler", "median", "min", "runs", "ratio to gencomp"])
+                    ["compiler", "median", "min", "runs", "ratio to gencomp cold"])
     gwarm = U.fresh_dir("mlpwarm")
-    hits = []
+    hits, graph = [], []
+
+    def compile_once(lib, **env):
+        r = U.run_worker("bench_mlp", "compile_worker", lib, timeout=PYTENSOR_COLD_TIMEOUT,
+                         **U.BLAS_ONE_THREAD, **env)
+        if lib == "gencomp":
+            graph.append(r["graph"])
+        # Numba compiles at the first call, not in function(): count that call too.
+        return r, r["t"] + (r["first"] if lib == "numba" else 0.0)
 
     def gencomp_cold():
         d = U.fresh_dir("mlpcold")
         try:
-            r = U.run_worker("bench_mlp", "compile_worker", "gencomp", GENCOMP_CACHE_DIR=d)
+            r, t = compile_once("gencomp", GENCOMP_CACHE_DIR=d)
         finally:
             U.clean(d)
         if r["hit"]:
             raise RuntimeError("cache_hit was True in an empty cache")
-        return r["t"]
+        return t
 
     def gencomp_warm():
         # A miss means gencomp's key changed (it covers gencomp's own source, which may be
         # edited during the run): that run refilled the cache, so retry once.
         for _ in range(2):
-            r = U.run_worker("bench_mlp", "compile_worker", "gencomp", GENCOMP_CACHE_DIR=gwarm)
+            r, t = compile_once("gencomp", GENCOMP_CACHE_DIR=gwarm)
             hits.append(r["hit"])
             if r["hit"]:
-                return r["t"]
+                return t
         raise RuntimeError("two cache misses in a row on a populated cache")
 
     cands = {"gencomp cold (empty GENCOMP_CACHE_DIR)": gencomp_cold,
              "gencomp warm (new process)": gencomp_warm}
-    pdirs, once, err = {}, {}, {}
-    for lib, name in (("c", PT_C), ("numba", PT_NUMBA)):
-        pdirs[lib] = d = U.fresh_dir("mlppt")
-        env = {"PYTENSOR_FLAGS": U.pytensor_flags(d), "NUMBA_CACHE_DIR": d}
+    once, err, pdirs = {}, {}, []
+    names = {"c": PT_C, "numba": PT_NUMBA + ", function() + first step"}
+    for lib, name in names.items():
+        d = U.fresh_dir("mlppt")
+        pdirs.append(d)
 
-        def pt_run(lib=lib, env=env):
-            return U.run_worker("bench_mlp", "compile_worker", lib,
-                                timeout=PYTENSOR_COLD_TIMEOUT, **env)["t"]
-        # The cold run, once, fills this compiledir for the warm runs.
-        try:
+        def pt_run(lib=lib, d=d):
+            # Numba's cache lives under base_compiledir, not compiledir
+            flags = U.pytensor_flags(d) + f",base_compiledir={d}"
+            return compile_once(lib, PYTENSOR_FLAGS=flags, NUMBA_CACHE_DIR=d)[1]
+        try:    # the cold run, once, fills this compiledir for the warm runs
+            t = pt_run()
             if PYTENSOR_COLD:
-                once[f"{name} cold (empty compiledir)"] = [pt_run()]
-            else:
-                pt_run()
+                once[f"{name} cold (empty compiledir)"] = [t]
             cands[f"{name} warm (new process)"] = pt_run
         except Exception as e:
             err[f"{name} cold"] = str(e)
     try:
-        U.run_worker("bench_mlp", "compile_worker", "gencomp", GENCOMP_CACHE_DIR=gwarm)
+        compile_once("gencomp", GENCOMP_CACHE_DIR=gwarm)     # fills the warm cache
         res, e2 = U.interleaved_fresh(cands, COMPILE_ROUNDS)
         err.update(e2)
     finally:
-        U.clean(gwarm)
-        for d in pdirs.values():
+        for d in [gwarm] + pdirs:
             U.clean(d)
     res.update(once)
     cold = res["gencomp cold (empty GENCOMP_CACHE_DIR)"]
     ref = U.median(cold) if cold else None
-    order = sorted(res, key=lambda n: ("warm" in n, not n.startswith("gencomp")))
-    for n in order:
+    for n in sorted(res, key=lambda n: ("warm" in n, not n.startswith("gencomp"))):
         sec.row(*U.time_row(n, res[n], ref))
     for n, e in err.items():
         sec.note(f"{n} failed: `{e}`")
     if hits:
         sec.note(f"gencomp warm runs: {hits.count(True)} cache hits, {hits.count(False)} misses "
                  "(misses are excluded from the timings)")
+    if graph:
+        sec.note(f"Building the gencomp graph with `T.grad` (not counted above) took "
+                 f"{U.fmt_time(U.median(graph))} (median).")
     sec.note("Time of the `function()` call only (graph building and `grad` excluded), one "
-             "fresh process per run, default BLAS threads. PyTensor's cold compile is run once "
-             "per suite (tens of seconds) with an empty temporary compiledir (and "
-             "NUMBA_CACHE_DIR), which its warm runs then reuse.")
+             "fresh process per run; for PyTensor's Numba backend, which compiles at the first "
+             "call, `function()` plus that call. PyTensor's cold compiles run once per suite "
+             "(tens of seconds each), each with an empty temporary compiledir, base_compiledir and "
+             "NUMBA_CACHE_DIR that its warm runs then reuse.")
     warm = res.get("gencomp warm (new process)")
     wm = U.median(warm) if warm else None
     sec.target("MLP cold `function()` median", U.fmt_time(ref), f"< {TARGET_COLD:g} s",
-               None if ref is None else ref < TARGET_COLD)
+               None if ref is None else ref < TARGET_COLD, source="issue 3")
     sec.target("MLP warm `function()` median (new process)", U.fmt_time(wm),
-               f"< {TARGET_WARM * 1e3:g} ms", None if wm is None else wm < TARGET_WARM)
+               f"< {TARGET_WARM * 1e3:g} ms", None if wm is None else wm < TARGET_WARM,
+               source="issue 3")
     return sec
 
 
 def run():
-    return U.Sections([step_section(), compile_section()])
+    return U.Sections("8. MLP training step", [step_section(), compile_section()])
 
 
 if __name__ == "__main__":

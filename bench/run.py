@@ -12,8 +12,8 @@ import _util as U
 # The user's environment, before the benchmarks set GENCOMP_CACHE_DIR / PYTENSOR_FLAGS.
 ENV = {k: os.environ[k] for k in sorted(os.environ)
        if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GENCOMP_", "PYTENSOR_"))}
-BENCHES = ["bench_import", "bench_cold_compile", "bench_warm_load",
-           "bench_call_overhead", "bench_elementwise"]
+BENCHES = ["bench_import", "bench_cold_compile", "bench_warm_load", "bench_call_overhead",
+           "bench_elementwise", "bench_dot", "bench_reduce", "bench_mlp", "bench_rewrite"]
 
 
 def sh(cmd):
@@ -24,7 +24,7 @@ def sh(cmd):
         return str(e)
 
 
-def machine():
+def machine(load_start):
     """Markdown block describing the machine and software versions."""
     import numexpr
     import numpy
@@ -40,7 +40,9 @@ def machine():
         f"(mode={U.PYTENSOR_MODE}: C backend), gencomp {gver}",
         f"- C compiler: {sh('gcc --version | head -1')}",
         f"- repo: {commit}{dirty}",
-        f"- load average (1, 5, 15 min) at the end of the run: {os.getloadavg()} "
+        f"- load average (1, 5, 15 min) at the start of the run: "
+        f"{tuple(round(v, 2) for v in load_start)}, at its end: "
+        f"{tuple(round(v, 2) for v in os.getloadavg())} "
         "(other work on this 2-core machine inflates medians; mins are shown too)",
         f"- environment: {ENV or 'no OPENBLAS_/OMP_/MKL_/GENCOMP_/PYTENSOR_ variables set'}",
         ""])
@@ -51,7 +53,7 @@ def main():
     ap.add_argument("--only", help="comma-separated benchmark names, e.g. import,elementwise")
     ap.add_argument("--no-write", action="store_true", help="print only, keep RESULTS.md")
     args = ap.parse_args()
-    names = BENCHES
+    names, load_start = BENCHES, os.getloadavg()
     if args.only:
         names = [b for b in BENCHES if any(o in b for o in args.only.split(","))]
     sections = []
@@ -60,8 +62,8 @@ def main():
         sec = importlib.import_module(name).run()
         print(sec.markdown(), flush=True)
         sections.append(sec)
-    summary = U.Section("Summary of targets", ["benchmark", "target", "measured", "limit",
-                                               "verdict"])
+    summary = U.Section("Summary of targets", ["benchmark", "source", "target", "measured",
+                                               "limit", "verdict"])
     for sec in sections:
         for t in sec.targets:
             summary.row(sec.title.split(" ", 1)[0].rstrip("."), *t)
@@ -71,7 +73,7 @@ def main():
         f"Generated {when} by `python bench/run.py"
         + (f" --only {args.only}" if args.only else "") + "` from the repository root. "
         "Medians over interleaved repeats; lower is better; ratios are time / reference.",
-        "", machine(), summary.markdown()] + [s.markdown() for s in sections])
+        "", machine(load_start), summary.markdown()] + [s.markdown() for s in sections])
     if not args.no_write:
         with open(os.path.join(U.REPO, "bench", "RESULTS.md"), "w") as f:
             f.write(text)

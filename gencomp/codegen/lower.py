@@ -111,6 +111,23 @@ def _sanitize(name: str | None, fallback: str) -> str:
     return clean[:32]
 
 
+# Names the generated code uses itself: loop indices and lengths (i0, n1...), temporaries (t3),
+# kernel locals, its helpers (gc_*), C keywords and the math functions it calls.
+_RESERVED_PATTERN = re.compile(r"(?:[intslo]\d*|[mrjpv]|lo|hi|gc_\w*|\w*_(?:raw|data|n\d+|s\d+|v\d+))")
+_RESERVED_WORDS = frozenset("""
+    acc base best lane part threads want shape
+    auto break case char const continue default do double else enum extern float for goto if inline
+    int long register restrict return short signed sizeof static struct switch typedef union unsigned
+    void volatile while bool true false int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t
+    uint64_t size_t NAN INFINITY CMPLX CMPLXF malloc free exp expf log logf log1p expm1 sqrt sin cos
+    tan tanh pow fabs floor ceil rint fmod fmax fmin copysign creal cimag cabs cpow omp
+""".split())
+
+
+def _reserved(name: str) -> bool:
+    return name in _RESERVED_WORDS or _RESERVED_PATTERN.fullmatch(name) is not None
+
+
 def _input_label(var, position: int) -> str:
     kind = "shared variable" if hasattr(var, "get_value") else "input"
     return f"{kind} {var.name!r}" if var.name else f"{kind} at position {position}"
@@ -135,8 +152,10 @@ class _Lowering:
         self.steps, self.pending = [], None
 
     def new_arg(self, role, base, label, var) -> int:
+        if _reserved(base):
+            base = f"v_{base}"
         name, i = base, 1
-        while name in self.names or name in ("i", "n", "o", "m", "rc") or name.startswith("gc_"):
+        while name in self.names:
             name, i = f"{base}_{i}", i + 1
         self.names.add(name)
         self.args.append(Arg(role, name, label, var.dtype, var.broadcastable))

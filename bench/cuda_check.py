@@ -1,0 +1,125 @@
+"""GPU benchmark of the CUDA backend: fused elementwise kernels and a sum on 10^8 float32 elements.
+
+Times are taken on the device (CUDA events around `--reps` launches, after a warm-up) and
+compared with the device-to-device copy bandwidth measured the same way (cuMemcpyDtoD).
+Bandwidth counts the bytes a kernel must move: inputs read plus outputs written; a copy
+reads and writes each byte once. Run by bench/cuda_check.sh on a machine with a GPU; prints
+a Markdown table for bench/RESULTS.md and writes the figures as JSON to --json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+import numpy as np
+
+import gencomp.tensor as T
+from gencomp import function
+from gencomp.runtime_cuda import DeviceArray, _init, _Launch
+from gencomp.tensor.reduce import Reduce
+
+
+def device_ms(drv, action, reps: int) -> float:
+    """Milliseconds per call of `action`, by CUDA events around `reps` calls after two warm-ups."""
+    for _ in range(2):
+        action()
+    start, end = drv.Event(), drv.Event()
+    start.record()
+    for _ in range(reps):
+        action()
+    end.record()
+    end.synchronize()
+    return start.time_till(end) / reps
+
+
+def copy_gbps(drv, n: int, reps: int) -> float:
+    src, dst = DeviceArray((n,), np.float32), DeviceArray((n,), np.float32)
+    nbytes = n * 4
+    ms = device_ms(drv, lambda: drv.memcpy_dtod(dst.alloc, src.alloc, nbytes), reps)
+    return 2 * nbytes / ms / 1e6
+
+
+def kernel_ms(drv, f, arrays, reps: int, sm_count: int):
+    """(ms per launch of f's kernel steps on device-resident `arrays`, the values after the last run)."""
+    runner = f._runner
+    if runner.steps is None:
+        runner._prepare()
+    launches = [s for s in runner.steps if isinstance(s, _Launch)]
+    assert len(launches) == len(runner.steps), "benchmark functions must be kernels only"
+    vals = list(arrays) + list(runner.rest)
+
+    def action():
+        for launch in launches:
+            launch.run(vals, sm_count)
+
+    return device_ms(drv, action, reps), vals
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--n", type=int, default=10**8, help="elements per array (default 1e8)")
+    parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--json", default=None, help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    state = _init()
+    drv, sm_count = state["drv"], state["sm_count"]
+    device = drv.Context.get_device()
+    name = device.name()
+    n = args.n
+    rng = np.random.default_rng(0)
+    hx = rng.uniform(-4, 4, n).astype(np.float32)
+    hy = rng.uniform(-4, 4, n).astype(np.float32)
+    dx, dy = DeviceArray.from_host(hx), DeviceArray.from_host(hy)
+    copy = copy_gbps(drv, n, args.reps)
+    x, y = T.fvector("x"), T.fvector("y")
+    cases = [
+        ("sigmoid(x) (1 in, 1 out)", function([x], 1 / (1 + T.exp(-x)), device="cuda"), [dx], 8),
+        ("x * y + exp(-x) * 0.5 - y (2 in, 1 out)",
+         function([x, y], x * y + T.exp(-x) * 0.5 - y, device="cuda"), [dx, dy], 12),
+        ("sum(x) (1 in)", function([x], Reduce("sum", (0,))(x), device="cuda"), [dx], 4),
+        ("max(abs(x)) (1 in)", function([x], Reduce("max", (0,))(abs(x)), device="cuda"), [dx], 4),
+    ]
+    rows, ok = [], True
+    for label, f, arrays, bytes_per_element in cases:
+        ms, vals = kernel_ms(drv, f, arrays, args.reps, sm_count)
+        gbps = bytes_per_element * n / ms / 1e6
+        out = vals[f._runner.output_args[0]].get()
+        check = _check(label, out, hx, hy)
+        ok &= check
+        rows.append(dict(case=label, ms=round(ms, 4), gbps=round(gbps, 1),
+                         pct_copy=round(100 * gbps / copy, 1), correct=check))
+    print(f"\n{name} (compute {'.'.join(map(str, device.compute_capability()))}, {sm_count} SMs), "
+          f"n = {n:.3g} float32, {args.reps} reps, device-side timing (CUDA events)")
+    print(f"device-to-device copy: {copy:.1f} GB/s (read + write)\n")
+    print("| case | ms | GB/s | % of copy | matches numpy |")
+    print("|---|---:|---:|---:|---|")
+    for r in rows:
+        matches = "yes" if r["correct"] else "NO"
+        print(f"| {r['case']} | {r['ms']:.3f} | {r['gbps']:.1f} | {r['pct_copy']:.1f} | {matches} |")
+    target = rows[0]["pct_copy"] >= 70 and rows[1]["pct_copy"] >= 70
+    print(f"\ntarget (fused elementwise >= 70 % of copy bandwidth): {'met' if target else 'NOT met'}")
+    if args.json:
+        with open(args.json, "w") as fh:
+            figures = dict(device=name, n=n, reps=args.reps, copy_gbps=round(copy, 1), cases=rows)
+            json.dump(figures, fh, indent=1)
+    return 0 if ok else 1
+
+
+def _check(label: str, out: np.ndarray, hx: np.ndarray, hy: np.ndarray) -> bool:
+    """The benchmark's result against numpy (float64), on a sample for the elementwise cases."""
+    x64, y64 = hx.astype(np.float64), hy.astype(np.float64)
+    if label.startswith("sigmoid"):
+        want = 1 / (1 + np.exp(-x64))
+    elif label.startswith("x * y"):
+        want = x64 * y64 + np.exp(-x64) * 0.5 - y64
+    elif label.startswith("sum"):
+        return bool(np.isclose(out, x64.sum(), rtol=1e-6))
+    else:
+        return bool(out == np.abs(hx).max())
+    return bool(np.allclose(out, want, rtol=1e-5, atol=1e-5))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
