@@ -40,6 +40,7 @@ import gencomp.tensor as T
 from gencomp import Out, function, shared
 from gencomp.config import _DEFAULT_CFLAGS
 from gencomp.graph import FunctionGraph
+from gencomp.tensor.shape import shape_i
 from gencomp.printing import debugprint, graph_lines
 from gencomp.rewrite import optimize, registered
 from gencomp.rewrite import engine as rewrite_engine
@@ -557,6 +558,9 @@ FIRES = {
     "log1p_expm1": [lambda x, y, m: T.log(1 + x), lambda x, y, m: T.log(x + 1), lambda x, y, m: T.exp(x) - 1],
     "log_sigmoid": [lambda x, y, m: T.log(T.sigmoid(x)), lambda x, y, m: T.log(1 - T.sigmoid(x))],
     "log_softmax": [lambda x, y, m: T.log(T.nnet.softmax(m))],
+    "shape_of_shape_preserving": [
+        lambda x, y, m: x * T.cast(shape_i(T.exp(x) + y, 0), "float64"),
+        lambda x, y, m: m * T.cast(shape_i(T.nnet.softmax(m), 1), "float64")],
 }
 
 # rule -> graphs it must leave alone

@@ -227,6 +227,26 @@ def reshape_of_reshape(node):
     return [out] if out.type == node.outputs[0].type else None
 
 
+@register_node_rule("canonicalize")
+def shape_of_shape_preserving(node):
+    """The length of a dimension of softmax(x) or of an elementwise result is read from an input,
+    so the op itself need not run just to be measured."""
+    from ..tensor.nnet import Softmax
+    from ..tensor.shape import ShapeI
+
+    if not isinstance(node.op, ShapeI) or node.inputs[0].owner is None:
+        return None
+    inner = node.inputs[0].owner
+    if isinstance(inner.op, Softmax):
+        source = inner.inputs[0]
+    elif isinstance(inner.op, Elemwise):
+        source = next((i for i in inner.inputs if i.ndim == inner.outputs[0].ndim
+                       and not any(i.broadcastable[a] for a in node.op.axes)), None)
+    else:
+        return None
+    return [ShapeI(node.op.axes)(source)] if source is not None else None
+
+
 # ---- stabilize ------------------------------------------------------------------------------------
 
 @register_node_rule("stabilize")

@@ -93,7 +93,7 @@ def categorical_crossentropy(coding_dist, true_dist):
             raise TypeError("integer labels must be a vector indexing the rows of a matrix of probabilities")
         from .shape import shape_i
 
-        rows = arange(shape_i(coding_dist, 0))
+        rows = arange(shape_i(log_p, 0))
         return -getitem(log_p, (rows, true_dist))
     return -sum_(true_dist * log_p, axis=-1)
 
