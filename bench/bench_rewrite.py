@@ -4,7 +4,7 @@ the same graph for scale."""
 import _util as U
 
 NODES = 10_000
-ROUNDS = 7                  # optimize() runs, each on a fresh FunctionGraph copy of the graph
+ROUNDS = 5                  # optimize() runs, each on a fresh FunctionGraph copy of the graph
 TARGET = 1.0                # issue 4: rewriting a 10,000-node graph in under 1 s
 PYTENSOR, PYTENSOR_TIMEOUT = True, 300       # PyTensor's rewrite of the same graph, once
 # One cycle of the chain: float64 x through 6 nodes, int64 k through 5 (11 nodes per cycle).

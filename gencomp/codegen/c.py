@@ -212,11 +212,12 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
     outs = ", ".join(args[i].label for i, _ in kernel.stores)
     offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in range(d + 1, nd)])}" for d in range(nd))
     flat_pragma, outer_pragma = _pragmas(parallel and not result["error_code"], result["extent"])
+    inner_pragma = "#pragma omp simd" if nd > 1 else ""
     if result["error_code"]:          # the error flag is written from the loop: no simd, no threads
-        flat_pragma = ""
+        flat_pragma = inner_pragma = ""
     result.update(comment=comment_text(f"elementwise loop computing {outs}"), stores_flat=stores_flat,
                   stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0",
-                  flat_pragma=flat_pragma, outer_pragma=outer_pragma)
+                  flat_pragma=flat_pragma, outer_pragma=outer_pragma, inner_pragma=inner_pragma)
     return result
 
 

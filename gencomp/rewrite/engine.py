@@ -107,7 +107,10 @@ def _settle(var, node_rules, fired, existing, depth):
         node.inputs = [local.get(id(i), i) for i in node.inputs]
         for before, after in _apply(node, node_rules, fired, existing, depth):
             local[id(before)] = after
-    return local.get(id(var), var)
+        existing.update(id(o) for o in node.outputs)      # settled: later walks stop here
+    result = local.get(id(var), var)
+    existing.add(id(result))
+    return result
 
 
 def _compatible(old, new) -> bool:
