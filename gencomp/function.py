@@ -131,7 +131,7 @@ class Function:
                                        allow_downcast if i.allow_downcast is None else bool(i.allow_downcast))
                             for k, i in enumerate(self.inputs)]
         self._positions = {i.name: k for k, i in enumerate(self.inputs) if i.name}
-        self.source = self.source_path = self.cache_key = None
+        self.source_path = self.cache_key = None      # set by the backends that generate source
         self.cache_hit = False
         self._runner = self._build(snapshot)
 
@@ -209,22 +209,11 @@ class Function:
 
     @property
     def source(self):
-        if self._source_path is None:
+        """The generated source text (read from `source_path`), or None for device='py'."""
+        if self.source_path is None:
             return None
-        with open(self._source_path, encoding="utf-8") as f:
+        with open(self.source_path, encoding="utf-8") as f:
             return f.read()
-
-    @source.setter
-    def source(self, value):
-        self._source_path = value
-
-    @property
-    def source_path(self):
-        return self._source_path
-
-    @source_path.setter
-    def source_path(self, value):
-        self._source_path = value
 
     def dprint(self) -> str:
         """The optimized graph as text (one line per node, inputs indented below)."""
