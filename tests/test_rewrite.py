@@ -558,6 +558,8 @@ FIRES = {
     "log1p_expm1": [lambda x, y, m: T.log(1 + x), lambda x, y, m: T.log(x + 1), lambda x, y, m: T.exp(x) - 1],
     "log_sigmoid": [lambda x, y, m: T.log(T.sigmoid(x)), lambda x, y, m: T.log(1 - T.sigmoid(x))],
     "log_softmax": [lambda x, y, m: T.log(T.nnet.softmax(m))],
+    "argmax_of_monotonic": [lambda x, y, m: T.argmax(T.nnet.softmax(m), axis=1),
+                            lambda x, y, m: T.argmin(T.exp(x))],
     "shape_of_shape_preserving": [
         lambda x, y, m: x * T.cast(shape_i(T.exp(x) + y, 0), "float64"),
         lambda x, y, m: m * T.cast(shape_i(T.nnet.softmax(m), 1), "float64")],
@@ -588,6 +590,8 @@ LEAVES_ALONE = {
     "log_sigmoid": [lambda x, y, m: T.log(T.tanh(x)), lambda x, y, m: T.log(2 - T.sigmoid(x)),
                     lambda x, y, m: T.log(T.sigmoid(x) + 1)],
     "log_softmax": [lambda x, y, m: T.log(T.exp(m)), lambda x, y, m: T.exp(T.nnet.softmax(m))],
+    "argmax_of_monotonic": [lambda x, y, m: T.argmax(T.nnet.softmax(m), axis=0),     # other axis
+                            lambda x, y, m: T.argmax(T.sin(x)), lambda x, y, m: T.argmax(T.exp(T.ivector("i")))],
 }
 
 

@@ -247,6 +247,25 @@ def shape_of_shape_preserving(node):
     return [ShapeI(node.op.axes)(source)] if source is not None else None
 
 
+@register_node_rule("canonicalize")
+def argmax_of_monotonic(node):
+    """argmax/argmin of softmax(x) (along its axis), exp(x), sigmoid(x) or tanh(x) is that of x:
+    the op preserves order, so it need not run at all."""
+    from ..tensor.nnet import Softmax
+    from ..tensor.reduce import ArgReduce
+
+    if not isinstance(node.op, ArgReduce) or node.inputs[0].owner is None:
+        return None
+    inner = node.inputs[0].owner
+    if isinstance(inner.op, Softmax) and not inner.op.log:
+        if node.op.axis != inner.op.axis and inner.outputs[0].ndim > 1:
+            return None
+    elif _name(inner) not in ("exp", "sigmoid", "tanh") or not _is_float(inner.inputs[0]) \
+            or inner.inputs[0].dtype != inner.outputs[0].dtype:
+        return None
+    return [ArgReduce(node.op.kind, node.op.axis)(inner.inputs[0])]
+
+
 # ---- stabilize ------------------------------------------------------------------------------------
 
 @register_node_rule("stabilize")
