@@ -245,6 +245,17 @@ def time_row(name, samples, ref=None):
     return [name, fmt_time(m), fmt_time(min(samples)), str(len(samples)), fmt_ratio(m, ref)]
 
 
+def report_timings(sec, res, ref, err, hits, order=None):
+    """Rows of `res` (name -> samples) against `ref`, failures, and the warm runs' cache hits."""
+    for n in (order or list(res)):
+        sec.row(*time_row(n, res[n], ref))
+    for n, e in err.items():
+        sec.note(f"{n} failed: `{e}`")
+    if hits:
+        sec.note(f"gencomp warm runs: {hits.count(True)} cache hits, {hits.count(False)} misses "
+                 "(misses are excluded from the timings)")
+
+
 def main_wrapper(run):
     """Entry point for a standalone script: run, print the markdown section."""
     sec = run()

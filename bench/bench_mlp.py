@@ -243,13 +243,8 @@ def compile_section():
     res.update(once)
     cold = res["gencomp cold (empty GENCOMP_CACHE_DIR)"]
     ref = U.median(cold) if cold else None
-    for n in sorted(res, key=lambda n: ("warm" in n, not n.startswith("gencomp"))):
-        sec.row(*U.time_row(n, res[n], ref))
-    for n, e in err.items():
-        sec.note(f"{n} failed: `{e}`")
-    if hits:
-        sec.note(f"gencomp warm runs: {hits.count(True)} cache hits, {hits.count(False)} misses "
-                 "(misses are excluded from the timings)")
+    U.report_timings(sec, res, ref, err, hits,
+                     order=sorted(res, key=lambda n: ("warm" in n, not n.startswith("gencomp"))))
     if graph:
         sec.note(f"Building the gencomp graph with `T.grad` (not counted above) took "
                  f"{U.fmt_time(U.median(graph))} (median).")

@@ -40,13 +40,7 @@ def run():
         U.clean(gdir)
         U.clean(pdir)
     ref = U.median(res["gencomp"]) if res["gencomp"] else None
-    for n in res:
-        sec.row(*U.time_row(n, res[n], ref))
-    for n, e in err.items():
-        sec.note(f"{n} failed: `{e}`")
-    if hits:
-        sec.note(f"gencomp warm runs: {hits.count(True)} cache hits, {hits.count(False)} misses "
-                 "(misses are excluded from the timings)")
+    U.report_timings(sec, res, ref, err, hits)
     sec.note("Time of the `function()` call only; the cache was filled by a separate process.")
     ok = None if ref is None else ref <= TARGET
     sec.target("warm `function()` median", U.fmt_time(ref), "<= 10 ms", ok, source="issue 2")

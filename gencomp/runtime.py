@@ -17,19 +17,14 @@ def _shape_function(sources):
 class _KernelCall:
     """One kernel's arguments (for backends that pack them generically, e.g. CUDA)."""
 
-    def __init__(self, kernel, args, fn):
-        self.fn = fn
+    def __init__(self, kernel, args):
         self.reads = list(dict.fromkeys(leaf.arg for leaf in kernel.leaves))
         self.strides = {leaf_arg: sorted({l.axes[d] for l in kernel.leaves if l.arg == leaf_arg
                                           for d in range(kernel.ndim) if l.axes[d] is not None})
                         for leaf_arg in self.reads}
         self.writes = [a for a, _ in kernel.stores]
         self.dtypes = [np.dtype(args[a].dtype) for a in self.writes]
-        sources = [kernel.sources[d] for d in kernel.out_dims()]
-        self.shape = _shape_function(sources)
-        self.loop_dims = None if kernel.reduce is not None else kernel.ndim
-        # elementwise kernels take the loop lengths after the inputs; reductions read them from leaves
-        self.pass_shape = kernel.reduce is None
+        self.shape = _shape_function([kernel.sources[d] for d in kernel.out_dims()])
 
 
 _POINTER_ERRORS = (ValueError, TypeError, BufferError)

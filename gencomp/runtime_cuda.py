@@ -154,7 +154,7 @@ class _Launch:
 
     def __init__(self, kernel, args, module, errors, codes, error_word):
         self.kernel, self.args, self.errors, self.codes = kernel, args, errors, codes
-        self.call = _KernelCall(kernel, args, None)          # reads, strides, writes, dtypes, shape
+        self.call = _KernelCall(kernel, args)          # reads, strides, writes, dtypes, shape
         self.loop_shape = _shape_function(kernel.sources)
         self.axes = kernel.reduce.reduced_axes(kernel.ndim) if kernel.reduce is not None else ()
         # a kernel whose helpers can fail (ShapeError dim -2) takes the error word's address last
