@@ -45,10 +45,13 @@ class Out:
 
     A borrowed output is overwritten by the next call (no allocation per call), as Theano's
     Out(borrow=True); by default every output is a fresh array that aliases nothing.
+    `on_device=True` (device='cuda'): the output stays in GPU memory and is returned as a
+    gencomp.runtime_cuda.DeviceArray (`.get()` copies it to numpy; another device='cuda'
+    function takes it as an input without a copy). Elsewhere it is a numpy array as usual.
     """
 
-    def __init__(self, variable, borrow=False):
-        self.variable, self.borrow = variable, bool(borrow)
+    def __init__(self, variable, borrow=False, on_device=False):
+        self.variable, self.borrow, self.on_device = variable, bool(borrow), bool(on_device)
 
 
 def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None,
@@ -112,6 +115,7 @@ class Function:
         self._single = outputs is not None and not isinstance(outputs, (list, tuple))
         out_list = [] if outputs is None else [outputs] if self._single else list(outputs)
         self._borrowed = [k for k, o in enumerate(out_list) if isinstance(o, Out) and o.borrow]
+        self._on_device = [k for k, o in enumerate(out_list) if isinstance(o, Out) and o.on_device]
         out_vars = [as_tensor_variable(o.variable if isinstance(o, Out) else o) for o in out_list]
         update_pairs = [(v, _update_value(v, e)) for v, e in _pairs(updates, "updates")]
         if len({id(v) for v, _ in update_pairs}) != len(update_pairs):
@@ -128,8 +132,10 @@ class Function:
         self._updated = [v for v, _ in update_pairs]
         self._n_outputs = len(out_vars)
         self._converters = [_converter(i.variable.type, i.name or f"input {k}",
-                                       allow_downcast if i.allow_downcast is None else bool(i.allow_downcast))
+                                       allow_downcast if i.allow_downcast is None else bool(i.allow_downcast),
+                                       snapshot.device == "cuda")
                             for k, i in enumerate(self.inputs)]
+        self._host_shared = snapshot.device != "cuda"     # GPU-resident values are copied back
         self._positions = {i.name: k for k, i in enumerate(self.inputs) if i.name}
         self.source_path = self.cache_key = None      # set by the backends that generate source
         self.cache_hit = False
@@ -190,11 +196,19 @@ class Function:
             return PyRunner(self.fgraph)
         if snapshot.device == "cuda":
             return self._build_cuda(snapshot)
-        plan = lower(self.fgraph)
+        plan = lower(self.fgraph, self._inplace_updates())
         entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, flat_lines(self.fgraph))
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
         return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"], self._borrowed)
+
+    def _inplace_updates(self) -> dict:
+        """{output position: input position} of the updates that replace a shared variable the
+        graph reads: its kernel may write the new value into the old buffer (as Theano does; a
+        value taken with get_value(borrow=True) may then change)."""
+        first = len(self.inputs)
+        positions = {id(v): first + k for k, v in enumerate(self._shared)}
+        return {self._n_outputs + k: positions[id(v)] for k, v in enumerate(self._updated) if id(v) in positions}
 
     def _build_cuda(self, snapshot):
         """Render and nvcc-compile (no GPU needed); PyCUDA and a device are needed only to call."""
@@ -205,7 +219,9 @@ class Function:
         entry, hit = build_cuda(self.fgraph, plan, snapshot, self.name, flat_lines(self.fgraph))
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
-        return CudaRunner(plan, entry)
+        # updates stay in GPU memory (the shared variable then lives there), as do Out(on_device)
+        keep = self._on_device + [self._n_outputs + k for k in range(len(self._updated))]
+        return CudaRunner(plan, entry, keep)
 
     @property
     def source(self):
@@ -246,7 +262,8 @@ class Function:
             args = self._bind(args, kwargs)
         values = [convert(value) for convert, value in zip(self._converters, args)]
         for var in self._shared:
-            values.append(var._value)
+            value = var._value
+            values.append(var.host_value() if self._host_shared and type(value) is not np.ndarray else value)
         results = self._runner(values)
         for k, var in enumerate(self._updated):
             var._value = results[self._n_outputs + k]
@@ -261,9 +278,23 @@ class Function:
         return f"<gencomp.Function {self.name}: {len(self.inputs)} inputs, {self._n_outputs} outputs>"
 
 
-def _converter(type_, label: str, allow_downcast: bool):
-    """The argument check of one input: a fast path for the common exact cases, else TensorType.filter."""
-    dtype, ndim, slow = type_.numpy_dtype, type_.ndim, type_.filter
+def _converter(type_, label: str, allow_downcast: bool, device_arrays: bool = False):
+    """The argument check of one input: a fast path for the common exact cases, else TensorType.filter.
+
+    `device_arrays`: a GPU array (an Out(on_device=True) result) passes as it is when its dtype and
+    rank match; elsewhere it is copied to the host like any array-like."""
+    dtype, ndim, filter_ = type_.numpy_dtype, type_.ndim, type_.filter
+
+    def slow(value, label, allow_downcast):
+        from .runtime_cuda import DeviceArray
+
+        if device_arrays and type(value) is DeviceArray:
+            if value.dtype != dtype or len(value.shape) != ndim or \
+                    any(b and n != 1 for b, n in zip(type_.broadcastable, value.shape)):
+                raise TypeError(f"input {label!r} expects a {type_} array, got a GPU array of dtype "
+                                f"{value.dtype} and shape {value.shape}")
+            return value
+        return filter_(value, label, allow_downcast)
     native = {"float64": float, "int64": int, "bool": bool}.get(type_.dtype) if ndim == 0 else None
 
     def convert(value):

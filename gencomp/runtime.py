@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .codegen.lower import HostStep, ShapeError
+from .tensor.blas import Gemm
 
 
 def _shape_function(sources):
@@ -54,7 +55,12 @@ def _kernel_step(kernel, args, fn, env, reusable):
         cargs.append("*shape")            # elementwise kernels take the loop lengths
     for j, (i, _) in enumerate(kernel.stores):
         env[f"dtype{i}"] = np.dtype(args[i].dtype)
-        if i in reusable:
+        if i in kernel.inplace:        # a shared variable's update: its old buffer, when it fits
+            src = kernel.inplace[i]
+            lines += [f"    o{i} = vals[{src}]",
+                      f"    if o{i}.shape != shape or not o{i}.flags.c_contiguous or not o{i}.flags.writeable:",
+                      f"        o{i} = empty(shape, dtype{i})"]
+        elif i in reusable:
             lines += [f"    o{i} = buffers.get({i})",
                       f"    if o{i} is None or o{i}.shape != shape:",
                       f"        o{i} = buffers[{i}] = empty(shape, dtype{i})"]
@@ -80,6 +86,40 @@ def _host_step(step):
     return run
 
 
+def _gemm_step(step, args, env, reusable):
+    """A Python function running a Gemm host step as one BLAS call (numpy's perform without CBLAS)."""
+    from .cblas import gemm_for
+
+    node = step.node
+    (out_i,) = step.outputs
+    dtype = np.dtype(args[out_i].dtype)
+    blas = gemm_for(dtype.name)
+    if blas is None:
+        return _host_step(step)
+    c_i, a_i, b_i = step.inputs
+    alpha, beta, buffers, inplace = node.op.alpha, node.op.beta, env["buffers"], out_i in step.inplace
+
+    def run(vals):
+        c, a, b = vals[c_i], vals[a_i], vals[b_i]
+        if a.shape[1] != b.shape[0] or c.shape[0] not in (1, a.shape[0]) or c.shape[1] not in (1, b.shape[1]):
+            vals[out_i] = node.op.perform(node, [c, a, b])[0]      # its message names the shapes
+            return
+        shape = (a.shape[0], b.shape[1])
+        if inplace and c.shape == shape and c.flags.c_contiguous and c.flags.writeable:
+            out = c                       # the shared variable's old value, which nothing reads later
+        else:
+            out = buffers.get(out_i) if out_i in reusable else None
+            if out is None or out.shape != shape:
+                out = np.empty(shape, dtype)
+                if out_i in reusable:
+                    buffers[out_i] = out
+            np.copyto(out, c)
+        blas(out, alpha, a, b, beta)
+        vals[out_i] = out
+
+    return run
+
+
 class CRunner:
     """Runs a Plan: each call allocates the results, fills temporaries and outputs step by step."""
 
@@ -100,7 +140,8 @@ class CRunner:
         reusable |= {plan.output_args[j] for j in borrowed}
         env = dict(from_buffer=ffi.from_buffer, cast=ffi.cast, empty=np.empty, buffers={},
                    error=self.error, POINTER_ERRORS=_POINTER_ERRORS)
-        self.steps = [_host_step(s) if isinstance(s, HostStep) else
+        self.steps = [(_gemm_step(s, plan.args, env, reusable) if isinstance(s.node.op, Gemm) else _host_step(s))
+                      if isinstance(s, HostStep) else
                       _kernel_step(s, plan.args, getattr(lib, s.name), env, reusable) for s in plan.steps]
 
     def __call__(self, values: list) -> list:

@@ -7,8 +7,9 @@ built, so a machine without it or without a GPU still renders and compiles (`.so
 Arrays move only when needed: a numpy input is copied to the GPU when a kernel first reads
 it, a host step copies its inputs back to numpy, and outputs come back as numpy arrays.
 Shape checks (the same ShapeError list the C kernels return codes for) run on the host
-before each launch. Limitation for now: shared variables are read from the host on every
-call and their updates come back to the host; they do not stay on the GPU between calls.
+before each launch. Shared variables move to the GPU at the first call that reads them and
+stay there: their updates are left on the device (get_value copies back, set_value copies
+in), as are outputs marked Out(on_device=True), which later calls accept as inputs.
 """
 
 from __future__ import annotations
@@ -76,7 +77,11 @@ def _release(context) -> None:
 
 
 class DeviceArray:
-    """A C-contiguous array in GPU memory; `host` is the numpy array it was copied from, if any."""
+    """A C-contiguous array in GPU memory; `host` is the numpy array it was copied from, if any.
+
+    What an Out(on_device=True) output is and where a shared variable's value lives after a
+    device='cuda' call; `get()` or numpy.asarray() copies it to the host.
+    """
 
     __slots__ = ("shape", "dtype", "strides", "alloc", "ptr", "host")
 
@@ -96,10 +101,22 @@ class DeviceArray:
         return d
 
     def get(self) -> np.ndarray:
+        """A new numpy array holding the data."""
         out = np.empty(self.shape, self.dtype)
         if self.alloc is not None:
             _STATE["drv"].memcpy_dtoh(out, self.alloc)
         return out
+
+    def __array__(self, dtype=None, copy=None):
+        out = self.get()
+        return out if dtype is None else out.astype(dtype, copy=False)
+
+    @property
+    def ndim(self) -> int:
+        return len(self.shape)
+
+    def __repr__(self):
+        return f"<gencomp DeviceArray {self.dtype.name}{list(self.shape)} on the GPU>"
 
 
 def _compact_strides(shape, itemsize) -> tuple:
@@ -237,8 +254,9 @@ class _Launch:
 class CudaRunner:
     """Runs a Plan on the GPU: like runtime.CRunner, with arrays copied in and out as needed."""
 
-    def __init__(self, plan, entry):
+    def __init__(self, plan, entry, keep=()):
         self.plan, self.entry = plan, entry
+        self.keep = frozenset(keep)    # output positions returned as DeviceArray (left on the GPU)
         self.args = plan.args
         self.n_inputs = sum(1 for a in plan.args if a.role == "input")
         self.output_args = plan.output_args
@@ -285,7 +303,8 @@ class CudaRunner:
                     code = step.run(vals, _STATE["sm_count"])
                     if code:
                         raise self.error(code, vals)
-            results = [_host(vals[i]) for i in self.output_args]
+            results = [_device(vals[i]) if k in self.keep else _host(vals[i])
+                       for k, i in enumerate(self.output_args)]
             code = int(self.error_word.get()[0]) if self.error_word is not None else 0
         except drv.MemoryError as exc:
             raise MemoryError(f"out of GPU memory in {self.entry.meta.get('name', 'a gencomp function')}: "

@@ -17,10 +17,27 @@ class SharedVariable(TensorVariable):
         self._value = value
 
     def get_value(self, borrow=False):
-        return self._value if borrow else self._value.copy()
+        """The value as a numpy array (`borrow=True`: possibly the stored array itself, which an
+        update may later overwrite in place). A value living on the GPU is copied back."""
+        value = self._value
+        if type(value) is not np.ndarray:           # a runtime_cuda.DeviceArray
+            return value.get()
+        return value if borrow else value.copy()
 
     def set_value(self, value, borrow=False):
-        self._value = self._convert(value, borrow)
+        """Replace the value; one that lives on the GPU stays there (the new value is copied in)."""
+        current = self._value
+        if type(current) is np.ndarray or current is None:
+            self._value = self._convert(value, borrow)
+        elif type(value) is type(current) and value.dtype == current.dtype and value.shape == current.shape:
+            self._value = value                     # already a device array of the right type
+        else:
+            self._value = type(current).from_host(self._convert(value, borrow))
+
+    def host_value(self) -> np.ndarray:
+        """The value for code running on the host: the array itself, or a copy of a GPU value."""
+        value = self._value
+        return value if type(value) is np.ndarray else value.get()
 
     def _convert(self, value, borrow):
         arr = np.asarray(value)
@@ -45,7 +62,7 @@ class SharedVariable(TensorVariable):
         return self       # the value container is the identity of a shared variable
 
     def __reduce__(self):
-        return _rebuild_shared, (self.type, self._value, self.name)
+        return _rebuild_shared, (self.type, self.host_value(), self.name)
 
     def __repr__(self):
         return self.name if self.name is not None else f"<shared {self.type}>"

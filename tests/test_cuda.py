@@ -437,3 +437,71 @@ def test_benchmark_script_runs(monkeypatch, tmp_path):
     assert bench.main(["--n", "100003", "--reps", "2", "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())
     assert len(figures["cases"]) == 4 and all(c["correct"] for c in figures["cases"])
+
+
+def _count_uploads(monkeypatch):
+    """Counts host-to-device copies from now on (fake or real driver)."""
+    from gencomp import runtime_cuda
+
+    runtime_cuda._init()
+    drv, uploads = runtime_cuda._STATE["drv"], []
+    original = drv.memcpy_htod
+
+    def counting(alloc, array):
+        uploads.append(array.nbytes)
+        return original(alloc, array)
+
+    monkeypatch.setattr(drv, "memcpy_htod", counting)
+    return uploads
+
+
+def test_shared_variables_live_on_the_gpu(env, monkeypatch):
+    from gencomp.runtime_cuda import DeviceArray
+
+    w = shared(np.arange(12, dtype="float32").reshape(3, 4), name="w")
+    x = T.fmatrix("x")
+    f = env.function([x], (w * x).sum(), updates=[(w, w * 2 + x)])
+    xv = np.ones((3, 4), "float32")
+    f(xv)
+    assert type(w._value) is DeviceArray                 # the update stayed on the device
+    uploads = _count_uploads(monkeypatch)
+    assert float(f(xv)) == pytest.approx(float((np.arange(12).reshape(3, 4) * 2 + 1).sum()))
+    assert uploads == [xv.nbytes]                        # only x went up; w was already there
+    want = (np.arange(12, dtype="float32").reshape(3, 4) * 2 + 1) * 2 + 1
+    np.testing.assert_array_equal(w.get_value(), want)   # get_value copies back
+    np.testing.assert_array_equal(w.get_value(borrow=True), want)
+    w.set_value(np.zeros((3, 4), "float32"))             # set_value copies in: still on the device
+    assert type(w._value) is DeviceArray
+    f(xv)
+    np.testing.assert_array_equal(w.get_value(), np.ones((3, 4), "float32"))
+    # a CPU function reads the GPU value, and its own update brings the variable back to the host
+    g = function([], w.sum(), updates=[(w, w + 1)])
+    assert float(g()) == 12.0
+    assert type(w._value) is np.ndarray
+    np.testing.assert_array_equal(w.get_value(), np.full((3, 4), 2, "float32"))
+    import pickle
+
+    f(xv)
+    assert type(w._value) is DeviceArray
+    np.testing.assert_array_equal(pickle.loads(pickle.dumps(w)).get_value(), w.get_value())
+
+
+def test_outputs_left_on_the_device(env):
+    from gencomp import Out
+    from gencomp.runtime_cuda import DeviceArray
+
+    x = T.fvector("x")
+    f = env.function([x], [Out(T.exp(x), on_device=True), x * 2])
+    xv = np.linspace(0, 1, 5, dtype="float32")
+    on_gpu, on_host = f(xv)
+    assert type(on_gpu) is DeviceArray and type(on_host) is np.ndarray
+    assert on_gpu.shape == (5,) and on_gpu.dtype == np.float32 and on_gpu.ndim == 1
+    np.testing.assert_allclose(on_gpu.get(), np.exp(xv), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(on_gpu), np.exp(xv), rtol=1e-6)
+    g = env.function([x], x + 1)                          # takes the device array as it is
+    np.testing.assert_allclose(g(on_gpu), np.exp(xv) + 1, rtol=1e-6)
+    m = T.fmatrix("m")
+    with pytest.raises(TypeError, match="GPU array"):      # wrong rank: refused, not reinterpreted
+        env.function([m], m.sum())(on_gpu)
+    cpu = function([x], x * 3)                             # a CPU function copies it back
+    np.testing.assert_allclose(cpu(on_gpu), np.exp(xv) * 3, rtol=1e-6)

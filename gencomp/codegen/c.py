@@ -26,6 +26,7 @@ class Ptr:
     name: str
     raw: str
     const: bool
+    restrict: bool = True     # False for the two pointers of an in-place store
 
 
 @dataclass(frozen=True)
@@ -121,6 +122,9 @@ class _Context:
         self.plan, self.kernel, self.errors, self.backend = plan, kernel, errors, backend
         self.params, self.pointers, self.checks, self.seen = [], [], [], set()
         self.hoisted, self.loads_flat, self.loads_nd, self.contiguous = [], [], [], []
+        # the same n-d loads with the innermost loop's strides replaced by the item size, and the
+        # condition under which they hold: the compiler then vectorizes broadcasts like x + b
+        self.inner, self.loads_unit, self.unit_stride = _loop_order(kernel)[-1:], [], []
 
     def check(self, cond, error, comment):
         if cond not in self.seen:
@@ -139,7 +143,8 @@ class _Context:
             self.params.append(f"const void *{arg.cname}_raw")
             self.params += [f"int64_t {arg.cname}_n{k}" for k in range(len(arg.broadcastable))]
             self.params += [f"int64_t {arg.cname}_s{k}" for k in mapped]
-            self.pointers.append(Ptr(ctype, f"{arg.cname}_data", f"{arg.cname}_raw", True))
+            self.pointers.append(Ptr(ctype, f"{arg.cname}_data", f"{arg.cname}_raw", True,
+                                     arg_index not in kernel.inplace.values()))
             for k, bcast in enumerate(arg.broadcastable):
                 if bcast:
                     self.check(f"{arg.cname}_n{k} != 1", ShapeError(arg_index, k, None, first_store),
@@ -160,6 +165,11 @@ class _Context:
         self.loads_flat.append(Load(ctype, leaf.cname, f"{arg.cname}_data[i]"))
         self.loads_nd.append(Load(ctype, leaf.cname, f"GC_AT(const {ctype}, {arg.cname}_data, {offset})"))
         size = np.dtype(arg.dtype).itemsize
+        unit = " + ".join(f"i{d} * {size if d in self.inner else f'{arg.cname}_s{k}'}"
+                          for d, k in enumerate(leaf.axes) if k is not None)
+        self.loads_unit.append(Load(ctype, leaf.cname, f"GC_AT(const {ctype}, {arg.cname}_data, {unit})"))
+        self.unit_stride += [f"{arg.cname}_s{k} == {size}" for d, k in enumerate(leaf.axes)
+                             if k is not None and d in self.inner]
         for d, k in enumerate(leaf.axes):
             inner = _product([f"n{e}" for e in range(d + 1, nd)])
             stride = f"{size} * {inner}" if inner != "1" else f"{size}"
@@ -176,6 +186,8 @@ class _Context:
             name=self.kernel.name, params=self.params, ndim=nd,
             dims=[dims_from.format(d=d) for d in range(nd)], checks=self.checks, pointers=self.pointers,
             hoisted=self.hoisted, loads_flat=self.loads_flat, loads_nd=self.loads_nd,
+            loads_unit=self.loads_unit,        # one loop dim: the flat path already covers unit strides
+            unit_stride=" && ".join(dict.fromkeys(self.unit_stride)) if nd > 1 else "",
             stmts=stmts,
             contiguous=" && ".join(dict.fromkeys(self.contiguous)) or "1",
             extent=_product([f"n{d}" for d in range(nd)]), order=_loop_order(self.kernel),
@@ -204,7 +216,8 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
     for out_index, value in kernel.stores:
         arg = args[out_index]
         ctx.params.append(f"void *{arg.cname}_raw")
-        ctx.pointers.append(Ptr(dtypes.ctype(arg.dtype), f"{arg.cname}_data", f"{arg.cname}_raw", False))
+        ctx.pointers.append(Ptr(dtypes.ctype(arg.dtype), f"{arg.cname}_data", f"{arg.cname}_raw", False,
+                                out_index not in kernel.inplace))
         text = operand_text(value, arg.dtype)
         stores_flat.append(Store(f"{arg.cname}_data[{'i' if nd else 0}]", text))
         stores_nd.append(Store(f"{arg.cname}_data[o]", text))
@@ -297,6 +310,8 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         parallel=parallel and not result["error_code"], parallel_min=PARALLEL_MIN,
         empty_code=len(errors) if row.nonempty else 0, mean=row.mean, workspace=workspace,
         flat=len(kept) == 0 and kernel.ndim > 0, finish=finish,
+        inner_pragma="#pragma omp simd" if result["order"] and result["order"][-1] in kept
+        and not result["error_code"] else "",
     )
     return result
 

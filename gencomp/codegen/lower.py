@@ -60,6 +60,7 @@ class Kernel:
     sources: tuple = ()                            # loop dim d -> (arg index, array dim) or None
     reduce: object = None                          # Reduce op of a reduction kernel
     name: str = ""
+    inplace: dict = field(default_factory=dict)    # stored arg -> input arg whose buffer it may reuse
 
     def out_dims(self) -> tuple:
         """The loop dims that index the stored arrays."""
@@ -75,6 +76,7 @@ class HostStep:
     node: object
     inputs: list
     outputs: list
+    inplace: dict = field(default_factory=dict)    # output arg -> input arg whose buffer it may take
 
 
 @dataclass(frozen=True)
@@ -141,8 +143,54 @@ def is_fusible(node) -> bool:
     return isinstance(node.op, (Elemwise, DimShuffle))
 
 
-def lower(fgraph) -> Plan:
-    return _Lowering(fgraph).run()
+def lower(fgraph, updates=None) -> Plan:
+    """The Plan of `fgraph`; `updates` maps output positions to the input positions they replace
+    (shared-variable updates), whose old buffers an elementwise kernel may then overwrite."""
+    plan = _Lowering(fgraph).run()
+    for out_pos, in_pos in (updates or {}).items():
+        _mark_inplace(plan, plan.output_args[out_pos], in_pos)
+    return plan
+
+
+def _mark_inplace(plan: Plan, out_arg: int, in_arg: int):
+    """Let the kernel storing `out_arg` write into `in_arg`'s buffer when nothing reads it later.
+
+    Safe only if the kernel reads `in_arg` at exactly the element it writes (one leaf, identity
+    axes, same type) and every other read of `in_arg`, or of a host view of it, comes before.
+    """
+    src, out = plan.args[in_arg], plan.args[out_arg]
+    if src.dtype != out.dtype or src.broadcastable != out.broadcastable or out.role != "output":
+        return
+    aliases = {in_arg}
+    for step in plan.steps:              # views of the input read the same memory
+        if isinstance(step, HostStep) and getattr(step.node.op, "returns_view", False) \
+                and aliases & set(step.inputs):
+            aliases |= set(step.outputs)
+    if aliases & set(plan.output_args):
+        return
+    writer = last_reader = None
+    for k, step in enumerate(plan.steps):
+        reads = set(step.inputs) if isinstance(step, HostStep) else {leaf.arg for leaf in step.leaves}
+        if aliases & reads:
+            last_reader = k
+        if out_arg in (step.outputs if isinstance(step, HostStep) else [a for a, _ in step.stores]):
+            writer = k
+    if writer is None or last_reader != writer:
+        return
+    kernel = plan.steps[writer]
+    if isinstance(kernel, HostStep):      # an op that can accumulate into one input (Gemm)
+        position = getattr(kernel.node.op, "inplace_input", None)
+        if position is not None and kernel.inputs[position] == in_arg \
+                and not aliases & set(kernel.inputs[:position] + kernel.inputs[position + 1:]):
+            kernel.inplace[out_arg] = in_arg
+        return
+    leaves = [leaf for leaf in kernel.leaves if leaf.arg in aliases]
+    if kernel.reduce is not None or len(leaves) != 1 or leaves[0].arg != in_arg \
+            or in_arg in kernel.inplace.values():
+        return
+    if any(a != d and not (a is None and src.broadcastable[d]) for d, a in enumerate(leaves[0].axes)):
+        return
+    kernel.inplace[out_arg] = in_arg
 
 
 class _Lowering:

@@ -21,7 +21,8 @@ def register_node_rule(phase: str, name: str | None = None):
 
 
 def register_graph_rule(phase: str, name: str | None = None):
-    """Decorator: `fn(fgraph) -> None`, run once per pass of `phase` before its node rules."""
+    """Decorator: `fn(fgraph) -> number of rewrites made (or None)`, run once per pass of `phase`
+    before its node rules."""
     def add(fn):
         _GRAPH_RULES[name or fn.__name__] = (phase, fn)
         return fn
@@ -42,7 +43,9 @@ def optimize(fgraph, mode: str, exclude=()) -> dict:
         node_rules = [(n, f) for n, (p, f) in _NODE_RULES.items() if p == phase and n not in exclude]
         for _ in range(MAX_PASSES):
             for name, fn in graph_rules:
-                fn(fgraph)
+                count = fn(fgraph)
+                if count:
+                    fired[name] = fired.get(name, 0) + count
             if not _node_pass(fgraph, node_rules, fired):
                 break
     return fired

@@ -228,6 +228,22 @@ def reshape_of_reshape(node):
 
 
 @register_node_rule("canonicalize")
+def reduce_of_length_one(node):
+    """A sum / prod / max / min / mean over dimensions known to have length 1 drops them:
+    sum(x.dimshuffle('x', 0), axis=0) is x (what the gradient of a broadcast bias builds)."""
+    from ..tensor.reduce import Reduce
+
+    if not isinstance(node.op, Reduce):
+        return None
+    (x,) = node.inputs
+    out = node.outputs[0]
+    if out.dtype != x.dtype or not all(x.broadcastable[a] for a in node.op.axes):
+        return None
+    kept = [d for d in range(x.ndim) if d not in node.op.axes]
+    return [DimShuffle(x.broadcastable, kept)(x)]
+
+
+@register_node_rule("canonicalize")
 def shape_of_shape_preserving(node):
     """The length of a dimension of softmax(x) or of an elementwise result is read from an input,
     so the op itself need not run just to be measured."""
@@ -337,3 +353,81 @@ def pow_to_products(node):
         return None
     out = _keep(node, out)
     return [out] if out is not None and out.type == node.outputs[0].type else None
+
+
+@register_graph_rule("specialize")
+def gemm(fgraph) -> int:
+    """C - a * dot(A, B), C + a * dot(A, B), C +- dot(A, B) (float matrices) -> Gemm(+-a)(C, A, B).
+
+    Only where the product and its scaling feed nothing else, so no product is computed twice;
+    never with a = 0 (BLAS may then skip the product and lose its NaNs).
+    """
+    from ..tensor.blas import Dot, Gemm
+
+    clients = fgraph.clients()
+
+    def single(var):
+        return len(clients.get(id(var), ())) == 1
+
+    def scaled_product(var):
+        """(scale, A, B) if var is dot(A, B), a * dot(A, B) or -dot(A, B) read only here."""
+        if var.owner is None or not single(var):
+            return None
+        node, scale = var.owner, 1.0
+        if _name(node) == "mul" and len(node.inputs) == 2:
+            const = [i for i in node.inputs if _const_value(i) is not None]
+            if len(const) != 1 or isinstance(_const_value(const[0]), complex):
+                return None
+            scale = float(_const_value(const[0]))
+            var = next(i for i in node.inputs if i is not const[0])
+        elif _name(node) == "neg":
+            scale, var = -1.0, node.inputs[0]
+        if var.owner is None or not isinstance(var.owner.op, Dot) or var.owner.op.batched or not single(var):
+            return None
+        a, b = var.owner.inputs
+        if a.ndim != 2 or b.ndim != 2 or not a.dtype == b.dtype == var.dtype:
+            return None
+        return scale, a, b
+
+    replace = {}
+    for node in fgraph.toposort():
+        out = node.outputs[0]
+        if _name(node) not in ("add", "sub") or len(node.inputs) != 2 or out.ndim != 2 \
+                or out.dtype not in ("float32", "float64"):
+            continue
+        orders = [(0, 1), (1, 0)] if _name(node) == "add" else [(0, 1)]
+        for ci, pi in orders:
+            c, found = node.inputs[ci], scaled_product(node.inputs[pi])
+            if found is None or c.dtype != out.dtype or c.ndim != 2:
+                continue
+            scale, a, b = found
+            alpha = -scale if _name(node) == "sub" else scale
+            if alpha == 0 or not np.isfinite(alpha):
+                continue
+            new = Gemm(alpha)(c, a, b)
+            if new.type == out.type:
+                replace[id(out)] = new
+                break
+    fgraph.replace_all(replace)
+    return len(replace)
+
+
+@register_node_rule("specialize")
+def softmax_as_kernels(node):
+    """softmax / log_softmax -> max, then exp and sum, then one elementwise pass: C kernels (the
+    max and the exp-sum fuse their elementwise work) instead of a numpy host step."""
+    from ..tensor.nnet import Softmax
+
+    if not isinstance(node.op, Softmax):
+        return None
+    (x,) = node.inputs
+    if x.ndim == 0 or x.dtype not in ("float32", "float64"):
+        return None
+    axis = node.op.axis
+    shifted = x - tm.max(x, axis=axis, keepdims=True)
+    if node.op.log:
+        out = shifted - tm.log(tm.sum(tm.exp(shifted), axis=axis, keepdims=True))
+    else:
+        e = tm.exp(shifted)
+        out = e / tm.sum(e, axis=axis, keepdims=True)
+    return [out] if out.type == node.outputs[0].type else None

@@ -72,6 +72,44 @@ class Dot(Op):
         return _matmul_grad(x, y, g)
 
 
+class Gemm(Op):
+    """beta * C + alpha * dot(A, B) for matrices: what `W - lr * dot(A, B)` becomes after rewriting.
+
+    At run time one BLAS call accumulates into a copy of C, or into C itself when C is a shared
+    variable this update replaces (gencomp/cblas.py); `perform` is the numpy reference.
+    """
+
+    returns_view = False
+    inplace_input = 0         # the runtime may accumulate into C's own buffer (see lower.py)
+
+    def __init__(self, alpha: float, beta: float = 1.0):
+        self.alpha, self.beta = float(alpha), float(beta)
+
+    def signature(self):
+        return f"Gemm{{alpha={self.alpha!r}, beta={self.beta!r}}}"
+
+    def __reduce__(self):
+        return Gemm, (self.alpha, self.beta)
+
+    def make_node(self, c, a, b):
+        c, a, b = _as(c), _as(a), _as(b)
+        if not (c.ndim == a.ndim == b.ndim == 2) or len({c.dtype, a.dtype, b.dtype}) != 1 \
+                or c.dtype not in ("float32", "float64"):
+            raise TypeError(f"Gemm takes three float matrices of one dtype, got {c.type}, {a.type}, {b.type}")
+        bcast = (c.broadcastable[0] and a.broadcastable[0], c.broadcastable[1] and b.broadcastable[1])
+        return Apply(self, [c, a, b], [TensorType(c.dtype, bcast)])
+
+    def perform(self, node, inputs):
+        c, a, b = inputs
+        (product,) = Dot().perform(node, [a, b])
+        try:
+            out = np.broadcast_to(c, product.shape) if c.shape != product.shape else c
+        except ValueError:
+            raise ValueError(f"gemm: the accumulated matrix has shape {c.shape}, the product "
+                             f"{product.shape}") from None
+        return [np.asarray(self.beta * out + self.alpha * product, dtype=node.outputs[0].dtype)]
+
+
 def _matmul_grad(x, y, g):
     """Gradients of matmul with vectors promoted to matrices and broadcast batch dims summed back."""
     from .math import dimshuffle

@@ -158,6 +158,7 @@ class DimShuffle(Op):
         for d in range(nd):
             if d not in kept and not self.input_broadcastable[d]:
                 raise ValueError(f"dimshuffle{self.new_order} drops dimension {d}, which is not broadcastable")
+        self._permutation = self.new_order if len(kept) == nd == len(self.new_order) else None
 
     def signature(self) -> str:
         return "DimShuffle{" + ",".join(map(str, self.new_order)) + "}"
@@ -176,6 +177,8 @@ class DimShuffle(Op):
 
     def perform(self, node, inputs):
         (x,) = inputs
+        if self._permutation is not None:          # the common case: a transpose
+            return [x.transpose(self._permutation)]
         kept = [d for d in self.new_order if d != "x"]
         dropped = [d for d in range(x.ndim) if d not in kept]
         view = x.reshape([s for d, s in enumerate(x.shape) if d not in dropped]) if dropped else x

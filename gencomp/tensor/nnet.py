@@ -36,7 +36,8 @@ class Softmax(Op):
 
     def perform(self, node, inputs):
         (x,) = inputs
-        shifted = x - np.max(x, axis=self.axis, keepdims=True) if x.size else x
+        # an empty axis raises numpy's ValueError (no maximum), as the compiled kernels do
+        shifted = x - np.max(x, axis=self.axis, keepdims=True)
         with np.errstate(all="ignore"):
             if self.log:
                 out = shifted - np.log(np.sum(np.exp(shifted), axis=self.axis, keepdims=True))

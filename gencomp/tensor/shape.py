@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from .. import dtypes
@@ -52,7 +54,7 @@ class ShapeI(Op):
 
     def perform(self, node, inputs):
         shape = inputs[0].shape
-        return [np.asarray(int(np.prod([shape[a] for a in self.axes])), dtype=np.int64)]
+        return [np.asarray(math.prod([shape[a] for a in self.axes]), dtype=np.int64)]
 
     def grad(self, inputs, output_grads, outputs):
         return [None]
