@@ -1,4 +1,5 @@
-"""GPU benchmark of the CUDA backend: fused elementwise kernels and a sum on 10^8 float32 elements.
+"""GPU benchmark of the CUDA backend: fused elementwise kernels and a sum on 10^8 float32 elements,
+and the tiled gemm kernel on two 4096 x 4096 float32 matrices (GFLOP/s; not a target).
 
 Times are taken on the device (CUDA events around `--reps` launches, after a warm-up) and
 compared with the device-to-device copy bandwidth measured the same way (cuMemcpyDtoD).
@@ -17,7 +18,7 @@ import numpy as np
 
 import gencomp.tensor as T
 from gencomp import function
-from gencomp.runtime_cuda import DeviceArray, _init, _Launch
+from gencomp.runtime_cuda import DeviceArray, _init
 from gencomp.tensor.reduce import Reduce
 
 
@@ -46,8 +47,8 @@ def kernel_ms(drv, f, arrays, reps: int, sm_count: int):
     runner = f._runner
     if runner.steps is None:
         runner._prepare()
-    launches = [s for s in runner.steps if isinstance(s, _Launch)]
-    assert len(launches) == len(runner.steps), "benchmark functions must be kernels only"
+    launches = [s for s in runner.steps if hasattr(s, "run")]        # kernels and GPU products
+    assert len(launches) == len(runner.steps), "benchmark functions must run on the device only"
     vals = list(arrays) + list(runner.rest)
 
     def action():
@@ -61,6 +62,7 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=10**8, help="elements per array (default 1e8)")
     parser.add_argument("--reps", type=int, default=20)
+    parser.add_argument("--gemm", type=int, default=4096, help="size of the square matrices of the dot case")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     state = _init()
@@ -100,11 +102,28 @@ def main(argv=None) -> int:
         print(f"| {r['case']} | {r['ms']:.3f} | {r['gbps']:.1f} | {r['pct_copy']:.1f} | {matches} |")
     target = rows[0]["pct_copy"] >= 70 and rows[1]["pct_copy"] >= 70
     print(f"\ntarget (fused elementwise >= 70 % of copy bandwidth): {'met' if target else 'NOT met'}")
+    gemm = _gemm_case(drv, args.gemm, max(3, args.reps // 4), sm_count, rng)
+    ok &= gemm["correct"]
+    print(f"\ndot of two {args.gemm} x {args.gemm} float32 matrices (gc_gemm_float32): {gemm['ms']:.3f} ms, "
+          f"{gemm['gflops']:.0f} GFLOP/s, matches numpy on sampled rows: {'yes' if gemm['correct'] else 'NO'}")
     if args.json:
         with open(args.json, "w") as fh:
-            figures = dict(device=name, n=n, reps=args.reps, copy_gbps=round(copy, 1), cases=rows)
+            figures = dict(device=name, n=n, reps=args.reps, copy_gbps=round(copy, 1), cases=rows, gemm=gemm)
             json.dump(figures, fh, indent=1)
     return 0 if ok else 1
+
+
+def _gemm_case(drv, size: int, reps: int, sm_count: int, rng) -> dict:
+    a_host = rng.standard_normal((size, size)).astype(np.float32)
+    b_host = rng.standard_normal((size, size)).astype(np.float32)
+    a, b = T.fmatrix("a"), T.fmatrix("b")
+    f = function([a, b], T.dot(a, b), device="cuda")
+    ms, vals = kernel_ms(drv, f, [DeviceArray.from_host(a_host), DeviceArray.from_host(b_host)], reps, sm_count)
+    out = vals[f._runner.output_args[0]].get()
+    rows = rng.choice(size, 8, replace=False)
+    want = a_host[rows].astype(np.float64) @ b_host.astype(np.float64)
+    correct = bool(np.allclose(out[rows], want, rtol=1e-3, atol=1e-3 * np.sqrt(size)))
+    return dict(size=size, ms=round(ms, 4), gflops=round(2 * size**3 / ms / 1e6, 1), correct=correct)
 
 
 def _check(label: str, out: np.ndarray, hx: np.ndarray, hy: np.ndarray) -> bool:

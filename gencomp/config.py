@@ -18,9 +18,11 @@ _CHOICES = {
 }
 # -fwrapv: integer overflow wraps, as in numpy; -fopenmp-simd: `omp simd` loops vectorize even
 # without OpenMP threads; -march=native: the cache key records the CPU, so entries stay local to it;
-# -ffp-contract=off: no fused multiply-add, so results round exactly as numpy's
-_DEFAULT_CFLAGS = ("-O3 -march=native -ffp-contract=off -fPIC -shared -std=gnu11 -fno-math-errno -fwrapv "
-                   "-fopenmp-simd -Wall -Wextra")
+# -ffp-contract=off: no fused multiply-add, so results round exactly as numpy's;
+# -mprefer-vector-width=512: on AVX-512 CPUs, loops calling vector math (libmvec tanh, exp...)
+# take the 8-wide forms, ~1.6x faster than the 4-wide ones gcc picks by default (no effect elsewhere)
+_DEFAULT_CFLAGS = ("-O3 -march=native -mprefer-vector-width=512 -ffp-contract=off -fPIC -shared -std=gnu11 "
+                   "-fno-math-errno -fwrapv -fopenmp-simd -Wall -Wextra")
 
 
 @dataclasses.dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from .codegen.lower import HostStep, ShapeError
-from .tensor.blas import Gemm
+from .tensor.blas import Gemm, check_accumulator
 
 
 def _shape_function(sources):
@@ -101,10 +101,11 @@ def _gemm_step(step, args, env, reusable):
 
     def run(vals):
         c, a, b = vals[c_i], vals[a_i], vals[b_i]
-        if a.shape[1] != b.shape[0] or c.shape[0] not in (1, a.shape[0]) or c.shape[1] not in (1, b.shape[1]):
-            vals[out_i] = node.op.perform(node, [c, a, b])[0]      # its message names the shapes
-            return
         shape = (a.shape[0], b.shape[1])
+        if a.shape[1] != b.shape[0] or c.shape != shape:
+            if a.shape[1] != b.shape[0]:
+                node.op.perform(node, [c, a, b])        # raises, naming the shapes
+            check_accumulator(node, c.shape, shape)
         if inplace and c.shape == shape and c.flags.c_contiguous and c.flags.writeable:
             out = c                       # the shared variable's old value, which nothing reads later
         else:

@@ -20,10 +20,12 @@ import math
 import numpy as np
 
 from .codegen.c import _accumulator
-from .codegen.cuda import BLOCK, UNROLL
+from .codegen.cuda import BLOCK, UNROLL, gpu_product
 from .codegen.lower import HostStep, ShapeError
 from .runtime import CRunner, _KernelCall, _shape_function
+from .tensor.elemwise import DimShuffle
 from .tensor.reduce import Reduce
+from .tensor.shape import Reshape
 
 
 class CudaUnavailableError(RuntimeError):
@@ -92,6 +94,18 @@ class DeviceArray:
         self.alloc = _allocate(nbytes) if nbytes else None
         self.ptr = int(self.alloc) if nbytes else 0
 
+    def view(self, shape, strides) -> "DeviceArray":
+        """The same memory seen with another shape and (byte, non-negative) strides: no copy."""
+        d = object.__new__(DeviceArray)
+        d.shape, d.dtype, d.strides, d.host = tuple(shape), self.dtype, tuple(strides), None
+        d.alloc, d.ptr = self.alloc, self.ptr          # keeps the allocation alive
+        return d
+
+    @property
+    def contiguous(self) -> bool:
+        return all(n == 1 or s == c for n, s, c in
+                   zip(self.shape, self.strides, _compact_strides(self.shape, self.dtype.itemsize)))
+
     @classmethod
     def from_host(cls, array) -> "DeviceArray":
         a = array if array.flags.c_contiguous else array.copy(order="C")    # ascontiguousarray makes 0-d 1-d
@@ -103,8 +117,16 @@ class DeviceArray:
     def get(self) -> np.ndarray:
         """A new numpy array holding the data."""
         out = np.empty(self.shape, self.dtype)
-        if self.alloc is not None:
-            _STATE["drv"].memcpy_dtoh(out, self.alloc)
+        if out.size == 0:
+            return out
+        if self.contiguous:
+            _STATE["drv"].memcpy_dtoh(out, self.ptr)
+            return out
+        # a strided view: copy the span it covers, then gather on the host
+        span = sum((n - 1) * s for n, s in zip(self.shape, self.strides)) + self.dtype.itemsize
+        raw = np.empty(span, np.uint8)
+        _STATE["drv"].memcpy_dtoh(raw, self.ptr)
+        out[...] = np.lib.stride_tricks.as_strided(raw.view(self.dtype), self.shape, self.strides)
         return out
 
     def __array__(self, dtype=None, copy=None):
@@ -251,6 +273,86 @@ class _Launch:
         return 0
 
 
+def _as_matrix(a: DeviceArray, vector_as: str) -> tuple:
+    """(rows, columns, row stride, column stride) of a matrix, or of a vector seen as one row or column."""
+    if len(a.shape) == 2:
+        return (*a.shape, *a.strides)
+    return (1, a.shape[0], 0, a.strides[0]) if vector_as == "row" else (a.shape[0], 1, a.strides[0], 0)
+
+
+class _Product:
+    """A Dot or Gemm host step run by the module's tiled gemm kernel (see codegen/cuda.gpu_product)."""
+
+    def __init__(self, step, args, module):
+        from .codegen.cuda import GEMM, gemm_name
+        from .tensor.blas import Gemm
+
+        self.step, self.node = step, step.node
+        self.accumulate = isinstance(self.node.op, Gemm)
+        dtype = args[step.outputs[0]].dtype
+        self.dtype = np.dtype(dtype)
+        real = "f" if dtype == "float32" else "d"
+        self.fn = module.get_function(gemm_name(dtype)).prepare(f"qqq{real}PqqPqq{real}Pqq")
+        self.tile_m, self.tile_n = GEMM["tile_m"], GEMM["tile_n"]
+
+    def run(self, vals, sm_count) -> int:
+        from .tensor.blas import Dot, check_accumulator
+
+        ins = [_device(vals[i]) for i in self.step.inputs]
+        c, a, b = ins if self.accumulate else (None, *ins)
+        if (a.shape[-1] if len(a.shape) else 0) != b.shape[0]:
+            Dot().perform(self.node, [np.empty(a.shape, self.dtype), np.empty(b.shape, self.dtype)])  # raises
+        m, k, a_s0, a_s1 = _as_matrix(a, "row")
+        k, n, b_s0, b_s1 = _as_matrix(b, "column")
+        shape = tuple(a.shape[:-1]) + tuple(b.shape[1:])
+        out = DeviceArray(shape, self.dtype)
+        size = self.dtype.itemsize
+        c_s0, c_s1 = (n * size if len(a.shape) == 2 else 0), (size if len(b.shape) == 2 else 0)
+        alpha, beta = (self.node.op.alpha, self.node.op.beta) if self.accumulate else (1.0, 0.0)
+        if self.accumulate:
+            check_accumulator(self.node, c.shape, shape)
+            if c.shape != shape or not c.contiguous:       # a broadcast or strided C: via the host
+                c = DeviceArray.from_host(np.ascontiguousarray(np.broadcast_to(_host(c), shape)))
+            if out.alloc is not None:
+                _STATE["drv"].memcpy_dtod(out.ptr, c.ptr, math.prod(shape) * size)
+        blocks = (-(-n // self.tile_n), -(-m // self.tile_m))
+        if m and n:
+            if blocks[1] > 65535:
+                raise ValueError(f"dot on the GPU: {m} rows exceed the grid's limit; use device='cpu'")
+            self.fn.prepared_call(blocks, (BLOCK, 1, 1), m, n, k, alpha, a.ptr, a_s0, a_s1, b.ptr, b_s0, b_s1,
+                                  beta, out.ptr, c_s0, c_s1)
+        for index in self.step.outputs:
+            vals[index] = out
+        return 0
+
+
+class _View:
+    """A DimShuffle (or a reshape of a contiguous array) of a GPU array, as a view: no copy, no host."""
+
+    def __init__(self, step):
+        self.step, self.node = step, step.node
+
+    def run(self, vals, sm_count) -> int:
+        from .tensor.elemwise import DimShuffle
+
+        x = vals[self.step.inputs[0]]
+        if type(x) is not DeviceArray:
+            result = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])[0]
+        elif isinstance(self.node.op, DimShuffle):
+            order = self.node.op.new_order
+            result = x.view([1 if d == "x" else x.shape[d] for d in order],
+                            [0 if d == "x" else x.strides[d] for d in order])
+        else:                                    # Reshape: only a contiguous array keeps its memory
+            target = tuple(int(v) for v in _host(vals[self.step.inputs[1]]))
+            if not x.contiguous or -1 in target or math.prod(target) != math.prod(x.shape) \
+                    or len(target) != self.node.outputs[0].ndim:
+                result = self.node.op.perform(self.node, [_host(x), np.asarray(target)])[0]
+            else:
+                result = x.view(target, _compact_strides(target, x.dtype.itemsize))
+        vals[self.step.outputs[0]] = result
+        return 0
+
+
 class CudaRunner:
     """Runs a Plan on the GPU: like runtime.CRunner, with arrays copied in and out as needed."""
 
@@ -276,7 +378,12 @@ class CudaRunner:
         steps = []
         for step in self.plan.steps:
             if isinstance(step, HostStep):
-                steps.append(step)
+                if gpu_product(step, self.args):
+                    steps.append(_Product(step, self.args, module))
+                elif isinstance(step.node.op, (DimShuffle, Reshape)):
+                    steps.append(_View(step))
+                else:
+                    steps.append(step)          # numpy on the host (indexing, joins...)
                 continue
             lo, hi = checks[step.name]
             steps.append(_Launch(step, self.args, module, self.errors, range(lo + 1, hi + 1), error_word))

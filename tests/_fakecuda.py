@@ -51,6 +51,8 @@ class FakeFunction:
         struct.pack(self.fmt, *args)          # the values fit the declared formats (count and types)
         assert len(grid) == 2 and all(g >= 1 for g in grid) and block == (256, 1, 1)
         self.fake.launches.append((self.name, tuple(grid)))
+        if self.name.startswith("gc_gemm_"):
+            return _gemm(self.name.removeprefix("gc_gemm_"), *args)
         base = self.name.removesuffix("_finish").removesuffix("_serial")
         if self.name.endswith("_finish"):
             return                           # the block kernel replay below already wrote the result
@@ -64,6 +66,25 @@ class FakeFunction:
             err = runner.errors[rc - 1]
             assert err.dim == -2, f"{base} returned check code {rc}: a check the CUDA runtime should have made"
             ctypes.c_int32.from_address(extra[-1]).value = rc        # as the kernel's *gc_error = code
+
+
+def _strided(address, shape, strides, dtype):
+    """A numpy view of host memory at `address` (what the fake's device memory is)."""
+    dtype = np.dtype(dtype)
+    span = sum((n - 1) * s for n, s in zip(shape, strides)) + dtype.itemsize if all(shape) else 0
+    if span == 0:
+        return np.empty(shape, dtype)
+    buf = (ctypes.c_char * span).from_address(address)
+    return np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype), shape, strides)
+
+
+def _gemm(dtype, m, n, k, alpha, a, a_s0, a_s1, b, b_s0, b_s1, beta, c, c_s0, c_s1):
+    """What gc_gemm_<dtype> computes, in numpy: C = alpha * A @ B + beta * C (C not read if beta == 0)."""
+    A = _strided(a, (m, k), (a_s0, a_s1), dtype).astype(np.float64)
+    B = _strided(b, (k, n), (b_s0, b_s1), dtype).astype(np.float64)
+    C = _strided(c, (m, n), (c_s0, c_s1), dtype)
+    result = alpha * (A @ B) + (beta * C.astype(np.float64) if beta != 0 else 0)
+    C[...] = result.astype(dtype)
 
 
 class FakeModule:
@@ -131,17 +152,22 @@ class Fake:
             if fake.devices == 0:
                 raise Error("cuInit failed: no CUDA-capable device is detected")
 
+        def address(device):                   # PyCUDA takes allocations or plain addresses
+            return device if isinstance(device, int) else int(device)
+
         def memcpy_htod(alloc, array):
-            alloc.buf[:array.nbytes] = np.ascontiguousarray(array).reshape(-1).view(np.uint8)
+            array = np.ascontiguousarray(array)
+            ctypes.memmove(address(alloc), array.ctypes.data, array.nbytes)
 
         def memcpy_dtoh(out, alloc):
-            out.reshape(-1).view(np.uint8)[:] = alloc.buf[:out.nbytes]
+            assert out.flags.c_contiguous
+            ctypes.memmove(out.ctypes.data, address(alloc), out.nbytes)
 
         drv.Error, drv.MemoryError, drv.Device, drv.init = Error, MemoryError_, Device, init
         drv.Context = types.SimpleNamespace(get_device=lambda: Device(0))
         drv.device_attribute = types.SimpleNamespace(MULTIPROCESSOR_COUNT="MULTIPROCESSOR_COUNT")
         def memcpy_dtod(dst, src, nbytes):
-            dst.buf[:nbytes] = src.buf[:nbytes]
+            ctypes.memmove(address(dst), address(src), nbytes)
 
         def memset_d32(ptr, value, count):
             for k in range(count):

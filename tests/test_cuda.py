@@ -434,9 +434,10 @@ def test_benchmark_script_runs(monkeypatch, tmp_path):
         return f
 
     monkeypatch.setattr(bench, "function", both)
-    assert bench.main(["--n", "100003", "--reps", "2", "--json", str(tmp_path / "r.json")]) == 0
+    assert bench.main(["--n", "100003", "--reps", "2", "--gemm", "130", "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())
     assert len(figures["cases"]) == 4 and all(c["correct"] for c in figures["cases"])
+    assert figures["gemm"]["correct"] and figures["gemm"]["size"] == 130
 
 
 def _count_uploads(monkeypatch):
@@ -505,3 +506,63 @@ def test_outputs_left_on_the_device(env):
         env.function([m], m.sum())(on_gpu)
     cpu = function([x], x * 3)                             # a CPU function copies it back
     np.testing.assert_allclose(cpu(on_gpu), np.exp(xv) * 3, rtol=1e-6)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_products_on_the_gpu(env, dtype):
+    """dot (matrix and vector forms, transposed operands) and Gemm run the tiled gemm kernel; the
+    transposes are views of GPU memory, and the results feed kernels without leaving the device."""
+    x, w, c = (T.matrix(n, dtype=dtype) for n in ("x", "w", "c"))
+    v, u = T.vector("v", dtype=dtype), T.vector("u", dtype=dtype)
+    outs = [T.tanh(T.dot(x, w) + v), T.dot(x, u), T.dot(u, w), T.dot(u, u), T.dot(x.T, x),
+            c - 0.25 * T.dot(x.T, x), T.dot(w.T, x.T).sum(axis=0)]
+    f = env.function([x, w, c, v, u], outs)
+    rng = np.random.default_rng(5)
+    # sizes that are not multiples of the 64 x 64 tiles; one product has an empty dimension
+    for m, k, n in ((70, 33, 65), (3, 0, 5), (1, 1, 1)):
+        args = [rng.standard_normal((m, k)).astype(dtype), rng.standard_normal((k, n)).astype(dtype),
+                rng.standard_normal((k, k)).astype(dtype), rng.standard_normal(n).astype(dtype),
+                rng.standard_normal(k).astype(dtype)]
+        _compare(f(*args), _reference([x, w, c, v, u], outs, args))
+    if env.fake is not None:
+        names = {name for name, _ in env.fake.launches}
+        assert f"gc_gemm_{dtype}" in names
+    with pytest.raises(ValueError, match="align"):
+        f(args[0], rng.standard_normal((k + 1, n)).astype(dtype), *args[2:])
+
+
+def test_products_source_has_one_gemm_kernel_per_dtype():
+    x, y = T.fmatrix("x"), T.dmatrix("y")
+    f = function([x, y], [T.dot(x, x.T), T.dot(y, y.T) + 1, T.dot(T.cast(x, "float64"), y)], device="cuda")
+    src = f.source
+    assert src.count("void __launch_bounds__(256) gc_gemm_float32(") == 1
+    assert src.count("void __launch_bounds__(256) gc_gemm_float64(") == 1
+    i = T.lmatrix("i")
+    assert "void __launch_bounds__(256) gc_gemm" not in function([i], T.dot(i, i), device="cuda").source  # on the host
+
+
+def test_mlp_training_on_the_gpu_matches_the_cpu(env):
+    """The MLP step of the examples: shared parameters stay on the device, products, softmax
+    kernels and the crossentropy's indexing (host) agree with the CPU over several steps."""
+    rng = np.random.default_rng(6)
+    xv, yv = rng.standard_normal((20, 12)), rng.integers(0, 3, 20)
+
+    def build(device):
+        p = {"W1": shared(rng_params["W1"].copy()), "b1": shared(np.zeros(8)),
+             "W2": shared(rng_params["W2"].copy()), "b2": shared(np.zeros(3))}
+        x, y = T.dmatrix("x"), T.lvector("y")
+        h = T.tanh(T.dot(x, p["W1"]) + p["b1"])
+        probs = T.nnet.softmax(T.dot(h, p["W2"]) + p["b2"])
+        loss = T.nnet.categorical_crossentropy(probs, y).mean()
+        grads = T.grad(loss, list(p.values()))
+        upd = [(q, q - 0.5 * g) for q, g in zip(p.values(), grads)]
+        maker = env.function if device == "cuda" else function
+        return maker([x, y], loss, updates=upd), p
+
+    rng_params = {"W1": rng.standard_normal((12, 8)) * 0.3, "W2": rng.standard_normal((8, 3)) * 0.3}
+    gpu, gp = build("cuda")
+    cpu, cp = build("cpu")
+    for _ in range(4):
+        np.testing.assert_allclose(float(gpu(xv, yv)), float(cpu(xv, yv)), rtol=1e-10)
+    for name in gp:
+        np.testing.assert_allclose(gp[name].get_value(), cp[name].get_value(), rtol=1e-9, atol=1e-12)

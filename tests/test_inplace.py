@@ -94,22 +94,27 @@ def test_gemm_rule_fires_and_matches(form, dtype):
         np.testing.assert_allclose(f(*args), plain(*args), **TOL[dtype])
 
 
-def test_gemm_broadcast_c_and_shape_errors():
-    c, a, b = T.row("c"), T.dmatrix("a"), T.dmatrix("b")
+def test_gemm_inputs_untouched_and_shape_errors():
+    c, a, b = T.dmatrix("c"), T.dmatrix("a"), T.dmatrix("b")
     f = function([c, a, b], c - 0.5 * T.dot(a, b))
     assert "Gemm" in _ops(f)
     rng = np.random.default_rng(2)
-    cv, av, bv = rng.standard_normal((1, 4)), rng.standard_normal((3, 2)), rng.standard_normal((2, 4))
+    cv, av, bv = rng.standard_normal((3, 4)), rng.standard_normal((3, 2)), rng.standard_normal((2, 4))
     c0 = cv.copy()
     out = f(cv, av, bv)
     np.testing.assert_allclose(out, cv - 0.5 * (av @ bv), rtol=1e-12)
     np.testing.assert_array_equal(cv, c0)                             # the input is not written
     with pytest.raises(ValueError, match="align"):
         f(cv, av, rng.standard_normal((3, 4)))
-    c2 = T.dmatrix("c2")
-    g = function([c2, a, b], c2 - 0.5 * T.dot(a, b))
     with pytest.raises(ValueError, match="shape"):
-        g(rng.standard_normal((2, 4)), av, bv)
+        f(rng.standard_normal((2, 4)), av, bv)
+    with pytest.raises(ValueError, match="shape"):                    # C does not stretch
+        f(rng.standard_normal((1, 4)), av, bv)
+    # a broadcast C (bias row) stays an addition, fused into the elementwise kernel that follows
+    r = T.row("r")
+    g = function([r, a, b], T.tanh(r + T.dot(a, b)))
+    assert "Gemm" not in _ops(g)
+    np.testing.assert_allclose(g(cv[:1], av, bv), np.tanh(cv[:1] + av @ bv), rtol=1e-12)
 
 
 def test_gemm_rule_leaves_shared_products_and_zero_scale():

@@ -17,10 +17,12 @@ from . import render
 from ..tensor.reduce import Reduce
 from .c import (_accumulator, arg_better, argreduce_context, comment_text, elementwise_context,
                 operand_text, reduce_context)
-from .lower import Plan, compute_dtypes
+from .lower import HostStep, Plan, compute_dtypes
 
 BLOCK = 256      # threads per block of every kernel; the runtime launches with it
 UNROLL = 4       # loads each thread has in flight in the contiguous paths (memory-level parallelism)
+# matrix products: outputs per block (rows, columns), depth of a shared-memory stage, outputs per thread
+GEMM = dict(tile_m=64, tile_n=64, tile_k=16, per_thread_m=4, per_thread_n=4)
 
 
 class CudaUnsupportedError(NotImplementedError):
@@ -126,6 +128,29 @@ def argreduce_cuda_context(plan, kernel, errors) -> dict:
     return ctx
 
 
+def gpu_product(step, args) -> str | None:
+    """The dtype of a Dot / Gemm host step the GPU computes with the gemm kernel, else None
+    (batched, integer or mixed-dtype products run on the host)."""
+    from ..tensor.blas import Dot, Gemm
+
+    op = step.node.op
+    if not isinstance(op, (Dot, Gemm)) or getattr(op, "batched", False):
+        return None
+    dtype = args[step.outputs[0]].dtype
+    if dtype not in ("float32", "float64") or any(args[i].dtype != dtype for i in step.inputs):
+        return None
+    return dtype
+
+
+def gemm_name(dtype: str) -> str:
+    return f"gc_gemm_{dtype}"
+
+
+GEMM_PARAMS = ["int64_t m", "int64_t n", "int64_t k", "{t} alpha", "const void *a_raw", "int64_t a_s0",
+               "int64_t a_s1", "const void *b_raw", "int64_t b_s0", "int64_t b_s1", "{t} beta", "void *c_raw",
+               "int64_t c_s0", "int64_t c_s1"]
+
+
 def _declarations(signatures) -> list:
     return [f'extern "C" __global__ void {n}({", ".join(p)});' for n, p in signatures]
 
@@ -150,6 +175,11 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> CudaMod
                           (ctx["name"] + "_serial", ctx["serial_params"])]
         checks.append([first, len(errors)])
         decls += _declarations(signatures)
+    for dtype in sorted({d for s in plan.steps if isinstance(s, HostStep) for d in [gpu_product(s, plan.args)] if d}):
+        ctype = dtypes.ctype(dtype)
+        texts.append(render("cuda/gemm.cu.j2", g=dict(GEMM, name=gemm_name(dtype), ctype=ctype,
+                                                      block=BLOCK)).rstrip("\n"))
+        decls += _declarations([(gemm_name(dtype), [p.format(t=ctype) for p in GEMM_PARAMS])])
     source = render("cuda/module.cu.j2", key12=key[:12], name=comment_text(name),
                     graph_lines=[comment_text(line) for line in graph_lines], kernels=texts)
     return CudaModule(source, errors, [k.name for k in plan.kernels], checks, decls)

@@ -359,8 +359,9 @@ def pow_to_products(node):
 def gemm(fgraph) -> int:
     """C - a * dot(A, B), C + a * dot(A, B), C +- dot(A, B) (float matrices) -> Gemm(+-a)(C, A, B).
 
-    Only where the product and its scaling feed nothing else, so no product is computed twice;
-    never with a = 0 (BLAS may then skip the product and lose its NaNs).
+    Only where the product and its scaling feed nothing else, so no product is computed twice,
+    and C is a full matrix (not broadcast); never with a = 0 (BLAS may then skip the product and
+    lose its NaNs).
     """
     from ..tensor.blas import Dot, Gemm
 
@@ -398,7 +399,9 @@ def gemm(fgraph) -> int:
         orders = [(0, 1), (1, 0)] if _name(node) == "add" else [(0, 1)]
         for ci, pi in orders:
             c, found = node.inputs[ci], scaled_product(node.inputs[pi])
-            if found is None or c.dtype != out.dtype or c.ndim != 2:
+            # a broadcast C (a bias row) would have to be materialized first: fusing `+ b` into
+            # the next elementwise kernel is cheaper
+            if found is None or c.dtype != out.dtype or c.broadcastable != out.broadcastable:
                 continue
             scale, a, b = found
             alpha = -scale if _name(node) == "sub" else scale

@@ -102,12 +102,16 @@ class Gemm(Op):
     def perform(self, node, inputs):
         c, a, b = inputs
         (product,) = Dot().perform(node, [a, b])
-        try:
-            out = np.broadcast_to(c, product.shape) if c.shape != product.shape else c
-        except ValueError:
-            raise ValueError(f"gemm: the accumulated matrix has shape {c.shape}, the product "
-                             f"{product.shape}") from None
-        return [np.asarray(self.beta * out + self.alpha * product, dtype=node.outputs[0].dtype)]
+        check_accumulator(node, c.shape, product.shape)
+        return [np.asarray(self.beta * c + self.alpha * product, dtype=node.outputs[0].dtype)]
+
+
+def check_accumulator(node, c_shape, shape) -> None:
+    """C must have the product's shape, except where its type is broadcastable (length 1 there)."""
+    bcast = node.inputs[0].broadcastable
+    if any(n != m and not (b and n == 1) for n, m, b in zip(c_shape, shape, bcast)):
+        raise ValueError(f"shape mismatch in C + alpha * dot(A, B): C has shape {c_shape} and type "
+                         f"{node.inputs[0].type}, the product has shape {shape}")
 
 
 def _matmul_grad(x, y, g):
