@@ -26,6 +26,7 @@ from .runtime import CRunner, _KernelCall, _shape_function
 from .tensor.elemwise import DimShuffle
 from .tensor.reduce import Reduce
 from .tensor.shape import Reshape
+from .tensor.subtensor import Subtensor, numpy_index
 
 
 class CudaUnavailableError(RuntimeError):
@@ -94,11 +95,11 @@ class DeviceArray:
         self.alloc = _allocate(nbytes) if nbytes else None
         self.ptr = int(self.alloc) if nbytes else 0
 
-    def view(self, shape, strides) -> "DeviceArray":
-        """The same memory seen with another shape and (byte, non-negative) strides: no copy."""
+    def view(self, shape, strides, offset: int = 0) -> "DeviceArray":
+        """The same memory seen with another shape and byte strides, from `offset` bytes on: no copy."""
         d = object.__new__(DeviceArray)
         d.shape, d.dtype, d.strides, d.host = tuple(shape), self.dtype, tuple(strides), None
-        d.alloc, d.ptr = self.alloc, self.ptr          # keeps the allocation alive
+        d.alloc, d.ptr = self.alloc, self.ptr + offset      # keeps the allocation alive
         return d
 
     @property
@@ -122,11 +123,12 @@ class DeviceArray:
         if self.contiguous:
             _STATE["drv"].memcpy_dtoh(out, self.ptr)
             return out
-        # a strided view: copy the span it covers, then gather on the host
-        span = sum((n - 1) * s for n, s in zip(self.shape, self.strides)) + self.dtype.itemsize
-        raw = np.empty(span, np.uint8)
-        _STATE["drv"].memcpy_dtoh(raw, self.ptr)
-        out[...] = np.lib.stride_tricks.as_strided(raw.view(self.dtype), self.shape, self.strides)
+        # a strided view (steps may be negative): copy the bytes it spans, then gather on the host
+        low = sum((n - 1) * s for n, s in zip(self.shape, self.strides) if s < 0)
+        high = sum((n - 1) * s for n, s in zip(self.shape, self.strides) if s > 0) + self.dtype.itemsize
+        raw = np.empty((high - low) // self.dtype.itemsize, self.dtype)
+        _STATE["drv"].memcpy_dtoh(raw, self.ptr + low)
+        out[...] = np.lib.stride_tricks.as_strided(raw[-low // self.dtype.itemsize:], self.shape, self.strides)
         return out
 
     def __array__(self, dtype=None, copy=None):
@@ -327,7 +329,8 @@ class _Product:
 
 
 class _View:
-    """A DimShuffle (or a reshape of a contiguous array) of a GPU array, as a view: no copy, no host."""
+    """A DimShuffle, basic indexing (ints, slices) or a reshape of a contiguous array, applied to a GPU
+    array as a view: no copy, no trip to the host."""
 
     def __init__(self, step):
         self.step, self.node = step, step.node
@@ -338,19 +341,44 @@ class _View:
         x = vals[self.step.inputs[0]]
         if type(x) is not DeviceArray:
             result = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])[0]
+        elif type(self.node.op) is Subtensor:
+            result = _sliced(x, numpy_index(self.node.op.spec, [_host(vals[i]) for i in self.step.inputs[1:]]))
         elif isinstance(self.node.op, DimShuffle):
             order = self.node.op.new_order
             result = x.view([1 if d == "x" else x.shape[d] for d in order],
                             [0 if d == "x" else x.strides[d] for d in order])
         else:                                    # Reshape: only a contiguous array keeps its memory
-            target = tuple(int(v) for v in _host(vals[self.step.inputs[1]]))
-            if not x.contiguous or -1 in target or math.prod(target) != math.prod(x.shape) \
-                    or len(target) != self.node.outputs[0].ndim:
+            target = [int(v) for v in np.atleast_1d(_host(vals[self.step.inputs[1]]))]
+            known = math.prod(t for t in target if t != -1)
+            if target.count(-1) == 1 and known > 0 and math.prod(x.shape) % known == 0:
+                target[target.index(-1)] = math.prod(x.shape) // known
+            if not x.contiguous or math.prod(target) != math.prod(x.shape) or min(target, default=0) < 0 \
+                    or len(target) != self.node.outputs[0].ndim:        # numpy decides (and explains)
                 result = self.node.op.perform(self.node, [_host(x), np.asarray(target)])[0]
             else:
                 result = x.view(target, _compact_strides(target, x.dtype.itemsize))
         vals[self.step.outputs[0]] = result
         return 0
+
+
+def _sliced(x: DeviceArray, index: tuple) -> DeviceArray:
+    """x[index] for ints and slices (basic indexing): a view, as numpy's."""
+    shape, strides, offset = [], [], 0
+    for d, item in enumerate(index):
+        n, stride = x.shape[d], x.strides[d]
+        if isinstance(item, slice):
+            start, stop, step = item.indices(n)
+            shape.append(len(range(start, stop, step)))
+            strides.append(stride * step)
+            offset += start * stride if shape[-1] else 0
+        else:
+            i = int(item)
+            if not -n <= i < n:
+                raise IndexError(f"index {i} is out of bounds for axis {d} with size {n} "
+                                 f"(indexing an array of shape {x.shape})")
+            offset += (i % n) * stride
+    rest = len(index)
+    return x.view(shape + list(x.shape[rest:]), strides + list(x.strides[rest:]), offset)
 
 
 class CudaRunner:
@@ -380,7 +408,7 @@ class CudaRunner:
             if isinstance(step, HostStep):
                 if gpu_product(step, self.args):
                     steps.append(_Product(step, self.args, module))
-                elif isinstance(step.node.op, (DimShuffle, Reshape)):
+                elif isinstance(step.node.op, (DimShuffle, Reshape)) or type(step.node.op) is Subtensor:
                     steps.append(_View(step))
                 else:
                     steps.append(step)          # numpy on the host (indexing, joins...)

@@ -440,20 +440,20 @@ def test_benchmark_script_runs(monkeypatch, tmp_path):
     assert figures["gemm"]["correct"] and figures["gemm"]["size"] == 130
 
 
-def _count_uploads(monkeypatch):
-    """Counts host-to-device copies from now on (fake or real driver)."""
+def _count_copies(monkeypatch, name="memcpy_htod"):
+    """The sizes of the copies `name` (memcpy_htod: to the GPU, memcpy_dtoh: back) makes from now on."""
     from gencomp import runtime_cuda
 
     runtime_cuda._init()
-    drv, uploads = runtime_cuda._STATE["drv"], []
-    original = drv.memcpy_htod
+    drv, sizes = runtime_cuda._STATE["drv"], []
+    original = getattr(drv, name)
 
-    def counting(alloc, array):
-        uploads.append(array.nbytes)
-        return original(alloc, array)
+    def counting(a, b):
+        sizes.append((b if name == "memcpy_htod" else a).nbytes)
+        return original(a, b)
 
-    monkeypatch.setattr(drv, "memcpy_htod", counting)
-    return uploads
+    monkeypatch.setattr(drv, name, counting)
+    return sizes
 
 
 def test_shared_variables_live_on_the_gpu(env, monkeypatch):
@@ -465,7 +465,7 @@ def test_shared_variables_live_on_the_gpu(env, monkeypatch):
     xv = np.ones((3, 4), "float32")
     f(xv)
     assert type(w._value) is DeviceArray                 # the update stayed on the device
-    uploads = _count_uploads(monkeypatch)
+    uploads = _count_copies(monkeypatch)
     assert float(f(xv)) == pytest.approx(float((np.arange(12).reshape(3, 4) * 2 + 1).sum()))
     assert uploads == [xv.nbytes]                        # only x went up; w was already there
     want = (np.arange(12, dtype="float32").reshape(3, 4) * 2 + 1) * 2 + 1
@@ -566,3 +566,21 @@ def test_mlp_training_on_the_gpu_matches_the_cpu(env):
         np.testing.assert_allclose(float(gpu(xv, yv)), float(cpu(xv, yv)), rtol=1e-10)
     for name in gp:
         np.testing.assert_allclose(gp[name].get_value(), cp[name].get_value(), rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_basic_indexing_and_reshapes_are_gpu_views(env, dtype, monkeypatch):
+    """Slices (negative steps included), integer indices, transposes and reshapes of GPU arrays
+    are views of device memory; kernels, products and outputs read them through their strides."""
+    x = T.matrix("x", dtype=dtype)
+    e = T.exp(x)                                       # lives on the GPU: the views below are of it
+    outs = [e[1:, ::-2] * 2, e[2], e[:, -1].sum(), T.dot(e[::2].T, e[::2]), e.T[1:3],
+            e.reshape((-1,))[::3] + 1, e.flatten()[5]]
+    f = env.function([x], outs)
+    xv = np.random.default_rng(7).uniform(-1, 1, (6, 5)).astype(dtype)
+    f(xv)                                              # the first call also uploads the constants
+    uploads, downloads = _count_copies(monkeypatch), _count_copies(monkeypatch, "memcpy_dtoh")
+    _compare(f(xv), _reference([x], outs, [xv]))
+    assert len(uploads) == 1 and len(downloads) == len(outs)      # x up, each output down: no host trips
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(xv[:2])
