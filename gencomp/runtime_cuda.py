@@ -20,9 +20,10 @@ import math
 import numpy as np
 
 from .codegen.c import _accumulator
-from .codegen.cuda import BLOCK, UNROLL, gpu_product
+from .codegen.cuda import BLOCK, GEMM, UNROLL, gemm_name, gpu_indexing, gpu_product, indexing_name
 from .codegen.lower import HostStep, ShapeError
 from .runtime import CRunner, _KernelCall, _shape_function
+from .tensor.blas import Dot, Gemm, check_accumulator
 from .tensor.elemwise import DimShuffle
 from .tensor.reduce import Reduce
 from .tensor.shape import Reshape
@@ -286,9 +287,6 @@ class _Product:
     """A Dot or Gemm host step run by the module's tiled gemm kernel (see codegen/cuda.gpu_product)."""
 
     def __init__(self, step, args, module):
-        from .codegen.cuda import GEMM, gemm_name
-        from .tensor.blas import Gemm
-
         self.step, self.node = step, step.node
         self.accumulate = isinstance(self.node.op, Gemm)
         dtype = args[step.outputs[0]].dtype
@@ -298,8 +296,6 @@ class _Product:
         self.tile_m, self.tile_n = GEMM["tile_m"], GEMM["tile_n"]
 
     def run(self, vals, sm_count) -> int:
-        from .tensor.blas import Dot, check_accumulator
-
         ins = [_device(vals[i]) for i in self.step.inputs]
         c, a, b = ins if self.accumulate else (None, *ins)
         if (a.shape[-1] if len(a.shape) else 0) != b.shape[0]:
@@ -307,6 +303,9 @@ class _Product:
         m, k, a_s0, a_s1 = _as_matrix(a, "row")
         k, n, b_s0, b_s1 = _as_matrix(b, "column")
         shape = tuple(a.shape[:-1]) + tuple(b.shape[1:])
+        blocks = (-(-n // self.tile_n), -(-m // self.tile_m))
+        if blocks[1] > 65535:
+            raise ValueError(f"dot on the GPU: {m} rows exceed the launch grid's limit; use device='cpu'")
         out = DeviceArray(shape, self.dtype)
         size = self.dtype.itemsize
         c_s0, c_s1 = (n * size if len(a.shape) == 2 else 0), (size if len(b.shape) == 2 else 0)
@@ -317,14 +316,82 @@ class _Product:
                 c = DeviceArray.from_host(np.ascontiguousarray(np.broadcast_to(_host(c), shape)))
             if out.alloc is not None:
                 _STATE["drv"].memcpy_dtod(out.ptr, c.ptr, math.prod(shape) * size)
-        blocks = (-(-n // self.tile_n), -(-m // self.tile_m))
         if m and n:
-            if blocks[1] > 65535:
-                raise ValueError(f"dot on the GPU: {m} rows exceed the grid's limit; use device='cpu'")
             self.fn.prepared_call(blocks, (BLOCK, 1, 1), m, n, k, alpha, a.ptr, a_s0, a_s1, b.ptr, b_s0, b_s1,
                                   beta, out.ptr, c_s0, c_s1)
         for index in self.step.outputs:
             vals[index] = out
+        return 0
+
+
+class _Indexing:
+    """Integer-array indexing x[i, j] (gather) or inc_subtensor of it (scatter-add) on the GPU.
+
+    The index arrays are small: the host checks them as numpy does (IndexError), wraps negative
+    ones and sends one byte offset per row; anything unusual (lengths that do not match) is left
+    to numpy on the host, which explains the error.
+    """
+
+    def __init__(self, step, position, args, module, kind, dtype, trailing):
+        self.step, self.node, self.kind, self.trailing = step, step.node, kind, trailing
+        self.dtype = np.dtype(dtype)
+        fmt = "P" + "qq" * trailing + "Pq" + ("P" if kind == "take" else "Pq" + "q" * trailing)
+        self.fn = module.get_function(indexing_name(kind, dtype, position)).prepare(fmt)
+
+    def _host_path(self, vals):
+        results = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])
+        vals[self.step.outputs[0]] = results[0]
+        return 0
+
+    def run(self, vals, sm_count) -> int:
+        first = 1 if self.kind == "take" else 2
+        x = vals[self.step.inputs[0]]
+        index = [np.asarray(_host(vals[i])) for i in self.step.inputs[first:]]
+        rows = max(len(i) for i in index)
+        if any(len(i) not in (1, rows) for i in index):
+            return self._host_path(vals)
+        x = _device(x) if self.kind == "take" or type(x) is not np.ndarray else x
+        shape = x.shape
+        for d, ix in enumerate(index):
+            bad = ix[(ix < -shape[d]) | (ix >= shape[d])]
+            if bad.size:
+                raise IndexError(f"index {bad[0]} is out of bounds for axis {d} with size {shape[d]} "
+                                 f"(indexing an array of shape {shape})")
+        trailing = shape[len(index):]
+        if self.kind == "take":
+            src = x
+            out = DeviceArray((rows, *trailing), self.dtype)
+        else:                                    # accumulate into a contiguous copy of x
+            if type(x) is DeviceArray and x.contiguous:
+                out = DeviceArray(shape, self.dtype)
+                if out.alloc is not None:
+                    _STATE["drv"].memcpy_dtod(out.ptr, x.ptr, math.prod(shape) * self.dtype.itemsize)
+            else:
+                out = DeviceArray.from_host(np.ascontiguousarray(_host(x)))
+                out.host = None              # the kernel changes it: the host copy goes stale
+            src = out
+            y = vals[self.step.inputs[1]]
+            target = (rows, *trailing)
+            if len(y.shape) > len(target) or any(n not in (1, t) for n, t in
+                                                 zip(y.shape[::-1], target[::-1])):
+                return self._host_path(vals)
+            y = _device(y)
+            pad = len(target) - len(y.shape)
+            y_strides = [0] * pad + [0 if n == 1 else st for n, st in zip(y.shape, y.strides)]
+        offsets = np.zeros(rows, np.int64)
+        for d, ix in enumerate(index):
+            offsets += (ix.astype(np.int64) % max(shape[d], 1)) * src.strides[d]
+        total = rows * math.prod(trailing)
+        if total:
+            device_offsets = DeviceArray.from_host(offsets)
+            dims = [v for n, st in zip(trailing, src.strides[len(index):]) for v in (n, st)]
+            grid = (elementwise_grid(total, sm_count), 1)
+            if self.kind == "take":
+                self.fn.prepared_call(grid, (BLOCK, 1, 1), src.ptr, *dims, device_offsets.ptr, rows, out.ptr)
+            else:
+                self.fn.prepared_call(grid, (BLOCK, 1, 1), src.ptr, *dims, device_offsets.ptr, rows,
+                                      y.ptr, *y_strides)
+        vals[self.step.outputs[0]] = out
         return 0
 
 
@@ -336,8 +403,6 @@ class _View:
         self.step, self.node = step, step.node
 
     def run(self, vals, sm_count) -> int:
-        from .tensor.elemwise import DimShuffle
-
         x = vals[self.step.inputs[0]]
         if type(x) is not DeviceArray:
             result = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])[0]
@@ -404,10 +469,13 @@ class CudaRunner:
         checks = dict(zip(self.entry.meta["kernels"], self.entry.meta["checks"]))
         error_word = DeviceArray((1,), np.int32) if any(e.dim == -2 for e in self.errors) else None
         steps = []
-        for step in self.plan.steps:
+        for position, step in enumerate(self.plan.steps):
             if isinstance(step, HostStep):
+                indexing = gpu_indexing(step, self.args)
                 if gpu_product(step, self.args):
                     steps.append(_Product(step, self.args, module))
+                elif indexing:
+                    steps.append(_Indexing(step, position, self.args, module, *indexing))
                 elif isinstance(step.node.op, (DimShuffle, Reshape)) or type(step.node.op) is Subtensor:
                     steps.append(_View(step))
                 else:

@@ -53,6 +53,8 @@ class FakeFunction:
         self.fake.launches.append((self.name, tuple(grid)))
         if self.name.startswith("gc_gemm_"):
             return _gemm(self.name.removeprefix("gc_gemm_"), *args)
+        if self.name.startswith(("gc_take_", "gc_add_")):
+            return _indexing(*self.name.split("_")[1:3], args)
         base = self.name.removesuffix("_finish").removesuffix("_serial")
         if self.name.endswith("_finish"):
             return                           # the block kernel replay below already wrote the result
@@ -85,6 +87,31 @@ def _gemm(dtype, m, n, k, alpha, a, a_s0, a_s1, b, b_s0, b_s1, beta, c, c_s0, c_
     C = _strided(c, (m, n), (c_s0, c_s1), dtype)
     result = alpha * (A @ B) + (beta * C.astype(np.float64) if beta != 0 else 0)
     C[...] = result.astype(dtype)
+
+
+def _indexing(kind, dtype, args):
+    """What gc_take_* / gc_add_* compute, in numpy, row by row (repeated rows accumulate)."""
+    q = (len(args) - 4) // 2 if kind == "take" else (len(args) - 5) // 3
+    x, dims, (offsets, rows) = args[0], args[1:1 + 2 * q], args[1 + 2 * q:3 + 2 * q]
+    shape, strides = dims[0::2], dims[1::2]
+    offs = _strided(offsets, (rows,), (8,), np.int64).copy()
+    if kind == "take":
+        out = _strided(args[3 + 2 * q], (rows, *shape), _compact(rows, shape, dtype), dtype)
+        for j in range(rows):
+            out[j] = _strided(x + int(offs[j]), shape, strides, dtype)
+        return
+    y = _strided(args[3 + 2 * q], (rows, *shape), args[4 + 2 * q:], dtype)
+    for j in range(rows):
+        target = _strided(x + int(offs[j]), shape, strides, dtype)
+        target += y[j]
+
+
+def _compact(rows, shape, dtype):
+    strides, step = [], np.dtype(dtype).itemsize
+    for n in reversed((rows, *shape)):
+        strides.append(step)
+        step *= max(n, 1)
+    return tuple(reversed(strides))
 
 
 class FakeModule:

@@ -584,3 +584,26 @@ def test_basic_indexing_and_reshapes_are_gpu_views(env, dtype, monkeypatch):
     assert len(uploads) == 1 and len(downloads) == len(outs)      # x up, each output down: no host trips
     with pytest.raises(IndexError, match="out of bounds"):
         f(xv[:2])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_integer_array_indexing_on_the_gpu(env, dtype):
+    """x[i, j] (gather) and inc_subtensor(x[i, j], y) (scatter-add: repeated indices accumulate)
+    run as GPU kernels; indices are checked as numpy checks them."""
+    x, y = T.tensor3("x", dtype=dtype), T.matrix("y", dtype=dtype)
+    i, j = T.lvector("i"), T.ivector("j")
+    outs = [T.exp(x[i, j]), x[i], T.inc_subtensor(x[i, j], y), T.inc_subtensor(x[i], 1.5),
+            T.cast(x, "int64")[i, j] * 2]
+    f = env.function([x, y, i, j], outs)
+    rng = np.random.default_rng(8)
+    xv = rng.uniform(-1, 1, (4, 5, 3)).astype(dtype)
+    iv, jv = np.array([0, 3, -1, 3, 0]), np.array([4, -5, 2, 4, 0], dtype=np.int32)   # repeated (3, 4)
+    yv = rng.uniform(-1, 1, (5, 3)).astype(dtype)
+    _compare(f(xv, yv, iv, jv), _reference([x, y, i, j], outs, [xv, yv, iv, jv]))
+    if env.fake is not None:
+        names = {name.rsplit("_", 1)[0] for name, _ in env.fake.launches}
+        assert {f"gc_take_{dtype}", f"gc_add_{dtype}", "gc_take_int64"} <= names, names
+    with pytest.raises(IndexError, match="out of bounds for axis 1 with size 5"):
+        f(xv, yv, iv, np.array([0, 1, 5, 0, 0], dtype=np.int32))
+    empty = [xv, yv[:0], iv[:0], jv[:0]]
+    _compare(f(*empty), _reference([x, y, i, j], outs, empty))

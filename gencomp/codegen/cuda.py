@@ -142,6 +142,32 @@ def gpu_product(step, args) -> str | None:
     return dtype
 
 
+def gpu_indexing(step, args) -> tuple | None:
+    """('take' | 'add', dtype, trailing dims) when an integer-array indexing step (x[i, j] with 1-d
+    index arrays on the leading dims, or its float inc_subtensor) runs on the GPU, else None."""
+    from ..tensor.subtensor import AdvancedSubtensor, IncSubtensor
+
+    op = step.node.op
+    if type(op) is AdvancedSubtensor:
+        kind, first_index = "take", 1
+    elif type(op) is IncSubtensor and not op.set_instead:
+        kind, first_index = "add", 2
+    else:
+        return None
+    x = args[step.inputs[0]]
+    spec, indices = op.spec, step.inputs[first_index:]
+    if not spec or any(item[0] != "array" for item in spec) or len(indices) != len(spec) \
+            or any(len(args[i].broadcastable) != 1 or not dtypes.is_integer(args[i].dtype) for i in indices):
+        return None
+    if dtypes.is_complex(x.dtype) or kind == "add" and x.dtype not in ("float32", "float64"):
+        return None
+    return kind, x.dtype, len(x.broadcastable) - len(spec)
+
+
+def indexing_name(kind: str, dtype: str, position: int) -> str:
+    return f"gc_{kind}_{dtype}_{position}"
+
+
 def gemm_name(dtype: str) -> str:
     return f"gc_gemm_{dtype}"
 
@@ -175,6 +201,19 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> CudaMod
                           (ctx["name"] + "_serial", ctx["serial_params"])]
         checks.append([first, len(errors)])
         decls += _declarations(signatures)
+    for position, step in enumerate(plan.steps):
+        found = gpu_indexing(step, plan.args) if isinstance(step, HostStep) else None
+        if found:
+            kind, dtype, trailing = found
+            name = indexing_name(kind, dtype, position)
+            texts.append(render("cuda/indexing.cu.j2", g=dict(name=name, ctype=dtypes.ctype(dtype), kind=kind,
+                                                              trailing=trailing, block=BLOCK)).rstrip("\n"))
+            params = [f"{'const ' if kind == 'take' else ''}void *x_raw"]
+            params += [p for d in range(trailing) for p in (f"int64_t n{d}", f"int64_t s{d}")]
+            params += ["const void *offsets_raw", "int64_t rows"]
+            params += ["void *out_raw"] if kind == "take" else \
+                ["const void *y_raw", "int64_t ys_row", *(f"int64_t ys{d}" for d in range(trailing))]
+            decls += _declarations([(name, params)])
     for dtype in sorted({d for s in plan.steps if isinstance(s, HostStep) for d in [gpu_product(s, plan.args)] if d}):
         ctype = dtypes.ctype(dtype)
         texts.append(render("cuda/gemm.cu.j2", g=dict(GEMM, name=gemm_name(dtype), ctype=ctype,
