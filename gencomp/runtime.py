@@ -55,7 +55,7 @@ def _kernel_step(kernel, args, fn, env, reusable):
         cargs.append("*shape")            # elementwise kernels take the loop lengths
     for j, (i, _) in enumerate(kernel.stores):
         env[f"dtype{i}"] = np.dtype(args[i].dtype)
-        if i in kernel.inplace:        # a shared variable's update: its old buffer, when it fits
+        if i in kernel.inplace:        # the buffer of an input read for the last time, when it fits
             src = kernel.inplace[i]
             lines += [f"    o{i} = vals[{src}]",
                       f"    if o{i}.shape != shape or not o{i}.flags.c_contiguous or not o{i}.flags.writeable:",

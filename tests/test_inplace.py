@@ -256,3 +256,25 @@ def test_softmax_lowered_to_kernels(log, axis):
     np.testing.assert_allclose(f(xv), want, rtol=1e-13)
     with pytest.raises(ValueError, match="zero-size"):
         f(np.zeros((3, 0)) if axis == 1 else np.zeros((0, 3)))
+
+
+def test_temporaries_computed_in_place_only_in_owned_buffers():
+    """tanh(dot(a, b) + c) writes into the product's buffer (read for the last time); a kernel
+    reading a view of an input (a reshape) never writes into it."""
+    a, b, c, x = T.dmatrix("a"), T.dmatrix("b"), T.dvector("c"), T.dmatrix("x")
+    h = T.tanh(T.dot(a, b) + c)
+    f = function([a, b, c, x], [T.dot(h, b.T).sum(), T.exp(x.reshape((-1,))).sum(), (T.exp(x) * 2).sum()])
+    plan = lower(f.fgraph)
+    marked = {(plan.args[o].label, plan.args[i].label) for k in plan.kernels for o, i in k.inplace.items()}
+    assert ("intermediate Elemwise{tanh}", "result of Dot") in marked, marked
+    assert all("Reshape" not in src and plan.args[i].role == "temp" for k in plan.kernels
+               for i in k.inplace.values() for src in [plan.args[i].label]), marked
+    rng = np.random.default_rng(9)
+    for n in (3, 5, 3):                                   # buffers survive shape changes between calls
+        av, bv, cv = rng.standard_normal((n, 4)), rng.standard_normal((4, 6)), rng.standard_normal(6)
+        xv = rng.standard_normal((n, 2))
+        x0 = xv.copy()
+        got = f(av, bv, cv, xv)
+        hv = np.tanh(av @ bv + cv)
+        np.testing.assert_allclose(got, [(hv @ bv.T).sum(), np.exp(x0).sum(), (np.exp(x0) * 2).sum()], rtol=1e-12)
+        np.testing.assert_array_equal(xv, x0)           # the reshaped input was not written

@@ -145,11 +145,37 @@ def is_fusible(node) -> bool:
 
 def lower(fgraph, updates=None) -> Plan:
     """The Plan of `fgraph`; `updates` maps output positions to the input positions they replace
-    (shared-variable updates), whose old buffers an elementwise kernel may then overwrite."""
+    (shared-variable updates), whose old buffers an elementwise kernel may then overwrite.
+    Temporaries are computed in place where possible too."""
     plan = _Lowering(fgraph).run()
     for out_pos, in_pos in (updates or {}).items():
         _mark_inplace(plan, plan.output_args[out_pos], in_pos)
+    _reuse_temporaries(plan)
     return plan
+
+
+def _reuse_temporaries(plan: Plan):
+    """An elementwise kernel stores a temporary into the buffer of one it reads for the last time:
+    a buffer that stays in cache instead of a second one. Only buffers gencomp owns qualify: kernel
+    results, and results of ops whose outputs are always new arrays (BLAS products), never views."""
+    owned = set()
+    for step in plan.steps:
+        if isinstance(step, Kernel):
+            owned |= {a for a, _ in step.stores}
+        elif getattr(step.node.op, "fresh_outputs", False):
+            owned |= set(step.outputs)
+    owned = {a for a in owned if plan.args[a].role == "temp"}
+    for step in plan.steps:
+        if not isinstance(step, Kernel) or step.reduce is not None:
+            continue
+        for out_arg, _ in step.stores:
+            if plan.args[out_arg].role != "temp" or out_arg in step.inplace:
+                continue
+            for arg in dict.fromkeys(leaf.arg for leaf in step.leaves):
+                if arg in owned and arg not in step.inplace.values():
+                    _mark_inplace(plan, out_arg, arg)
+                    if out_arg in step.inplace:
+                        break
 
 
 def _mark_inplace(plan: Plan, out_arg: int, in_arg: int):
@@ -159,7 +185,7 @@ def _mark_inplace(plan: Plan, out_arg: int, in_arg: int):
     axes, same type) and every other read of `in_arg`, or of a host view of it, comes before.
     """
     src, out = plan.args[in_arg], plan.args[out_arg]
-    if src.dtype != out.dtype or src.broadcastable != out.broadcastable or out.role != "output":
+    if src.dtype != out.dtype or src.broadcastable != out.broadcastable or out.role not in ("output", "temp"):
         return
     aliases = {in_arg}
     for step in plan.steps:              # views of the input read the same memory

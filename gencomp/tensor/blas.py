@@ -18,6 +18,8 @@ def _as(x):
 class Dot(Op):
     """numpy.dot for vectors and matrices; `batched` gives numpy.matmul over leading batch dims."""
 
+    fresh_outputs = True      # perform returns a new array (never a view): its buffer may be reused
+
     def __init__(self, batched: bool = False):
         self.batched = bool(batched)
 
@@ -80,6 +82,7 @@ class Gemm(Op):
     """
 
     returns_view = False
+    fresh_outputs = True
     inplace_input = 0         # the runtime may accumulate into C's own buffer (see lower.py)
 
     def __init__(self, alpha: float, beta: float = 1.0):
