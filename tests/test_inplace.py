@@ -278,3 +278,27 @@ def test_temporaries_computed_in_place_only_in_owned_buffers():
         hv = np.tanh(av @ bv + cv)
         np.testing.assert_allclose(got, [(hv @ bv.T).sum(), np.exp(x0).sum(), (np.exp(x0) * 2).sum()], rtol=1e-12)
         np.testing.assert_array_equal(xv, x0)           # the reshaped input was not written
+
+
+def test_momentum_and_cross_updates_match_the_reference():
+    """Theano's momentum SGD (the velocity's old value feeds the weight's update) and updates whose
+    products read each other's variables: in-place updates must not change any value."""
+    def train(device):
+        rng = np.random.default_rng(10)
+        xv, yv = rng.standard_normal((16, 5)), rng.standard_normal((16, 3))
+        w, b = shared(rng.standard_normal((5, 3))), shared(np.zeros(3))
+        vw, vb = shared(np.zeros((5, 3))), shared(np.zeros(3))
+        a, c = shared(np.arange(9.0).reshape(3, 3)), shared(np.eye(3))
+        x, y = T.dmatrix("x"), T.dmatrix("y")
+        cost = ((T.dot(x, w) + b - y) ** 2).mean()
+        gw, gb = T.grad(cost, [w, b])
+        upd = [(vw, 0.9 * vw - 0.05 * gw), (w, w + 0.9 * vw - 0.05 * gw), (vb, 0.9 * vb - 0.05 * gb),
+               (b, b + 0.9 * vb - 0.05 * gb), (a, a - 0.5 * T.dot(c, a)), (c, c - 0.5 * T.dot(a, c))]
+        f = function([x, y], [cost, w * 1], updates=upd, device=device)
+        costs = [float(f(xv, yv)[0]) for _ in range(4)]
+        return costs, [v.get_value() for v in (w, b, vw, vb, a, c)]
+
+    got, want = train("cpu"), train("py")
+    np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
+    for g, wv in zip(got[1], want[1]):
+        np.testing.assert_allclose(g, wv, rtol=1e-12, atol=1e-15)
