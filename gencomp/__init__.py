@@ -6,6 +6,7 @@ from .config import config  # noqa: E402
 from .function import Function, In, Out, UnusedInputError, function  # noqa: E402
 from .sharedvar import SharedVariable, shared  # noqa: E402
 from . import printing, tensor  # noqa: E402,F401
+from .tensor import grad  # noqa: E402,F401  (theano.grad)
 
 __all__ = ["config", "function", "Function", "In", "Out", "shared", "SharedVariable", "UnusedInputError",
            "printing", "tensor", "__version__"]

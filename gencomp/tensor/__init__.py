@@ -82,6 +82,20 @@ from . import nnet  # noqa: E402  (T.nnet.sigmoid, as in Theano)
 from .subtensor import inc_subtensor, set_subtensor  # noqa: E402,F401
 
 
+def jacobian(expression, wrt, **kwargs):
+    """T.jacobian (see gencomp.gradient.jacobian)."""
+    from ..gradient import jacobian as _jacobian
+
+    return _jacobian(expression, wrt, **kwargs)
+
+
+def hessian(cost, wrt, **kwargs):
+    """T.hessian (see gencomp.gradient.hessian)."""
+    from ..gradient import hessian as _hessian
+
+    return _hessian(cost, wrt, **kwargs)
+
+
 def grad(cost, wrt, **kwargs):
     """T.grad: the gradient of a scalar `cost` with respect to `wrt` (see gencomp.gradient.grad)."""
     from ..gradient import grad as _grad

@@ -219,13 +219,120 @@ def sqr(x):
     return mul(x, x)  # noqa: F821
 
 
+square = sqr
+
+
+def inv(x):
+    """1 / x (Theano's T.inv)."""
+    return true_div(np.ones((), dtype=as_tensor_variable(x).dtype if dtypes.is_float(as_tensor_variable(x).dtype)
+                            else "float64"), x)
+
+
+reciprocal = inv
+
+
+def all(x, axis=None, keepdims=False):  # noqa: A001  (numpy's name)
+    """Whether every element (along `axis`) is nonzero; True for none, as numpy."""
+    return eq(sum(eq(x, 0), axis=axis, keepdims=keepdims), 0)  # noqa: F821
+
+
+def any(x, axis=None, keepdims=False):  # noqa: A001
+    """Whether some element (along `axis`) is nonzero; False for none, as numpy."""
+    return neq(sum(neq(x, 0), axis=axis, keepdims=keepdims), 0)  # noqa: F821
+
+
+# ---- shapes made from others -------------------------------------------------------------------------
+
+def _shape_entries(shape) -> list:
+    """A shape given as ints / integer scalars, or as a symbolic shape vector of known length."""
+    from ..graph import Variable
+    from .shape import ShapeOp
+
+    if isinstance(shape, Variable):
+        if shape.ndim == 0:
+            return [shape]
+        if shape.ndim == 1 and shape.owner is not None and isinstance(shape.owner.op, ShapeOp):
+            return [shape[i] for i in range(shape.owner.inputs[0].ndim)]
+        raise TypeError("a shape is a tuple of ints or integer scalars (or x.shape); got " + repr(shape))
+    if isinstance(shape, (int, np.integer)):
+        return [int(shape)]
+    return list(shape)
+
+
+def zeros(shape, dtype=None):
+    """A tensor of zeros (dtype config.floatX unless given)."""
+    from ..config import config
+    from .shape import alloc
+
+    return alloc(np.zeros((), dtypes.canonical(dtype or config.floatX)), *_shape_entries(shape))
+
+
+def ones(shape, dtype=None):
+    """A tensor of ones (dtype config.floatX unless given)."""
+    from ..config import config
+    from .shape import alloc
+
+    return alloc(np.ones((), dtypes.canonical(dtype or config.floatX)), *_shape_entries(shape))
+
+
+def eye(n, m=None, k=0, dtype=None):
+    """The n x m matrix with ones on diagonal k (numpy.eye)."""
+    from ..config import config
+    from .shape import arange
+
+    rows = arange(n)
+    cols = arange(n if m is None else m)
+    hit = eq(dimshuffle(rows, (0, "x")) + k, dimshuffle(cols, ("x", 0)))  # noqa: F821
+    return cast(hit, dtype or config.floatX)
+
+
+def identity_like(x, dtype=None):
+    """An identity matrix with the shape of matrix `x`."""
+    x = as_tensor_variable(x)
+    return eye(x.shape[0], x.shape[1], dtype=dtype or x.dtype)
+
+
+def shape_padleft(x, n_ones=1):
+    """`x` with `n_ones` broadcastable dimensions added in front."""
+    x = as_tensor_variable(x)
+    return dimshuffle(x, ["x"] * n_ones + list(range(x.ndim)))
+
+
+def shape_padright(x, n_ones=1):
+    """`x` with `n_ones` broadcastable dimensions added at the end."""
+    x = as_tensor_variable(x)
+    return dimshuffle(x, list(range(x.ndim)) + ["x"] * n_ones)
+
+
+def shape_padaxis(x, axis):
+    """`x` with one broadcastable dimension inserted at `axis` (numpy.expand_dims)."""
+    x = as_tensor_variable(x)
+    axis = axis + x.ndim + 1 if axis < 0 else axis
+    if not 0 <= axis <= x.ndim:
+        raise ValueError(f"shape_padaxis: axis {axis} out of range for a {x.ndim}-d tensor")
+    return dimshuffle(x, list(range(axis)) + ["x"] + list(range(axis, x.ndim)))
+
+
+def squeeze(x, axis=None):
+    """`x` without its broadcastable dimensions (those of `axis`, which must be broadcastable)."""
+    x = as_tensor_variable(x)
+    axes = [d for d in range(x.ndim) if x.broadcastable[d]] if axis is None else \
+        [a % x.ndim for a in ((axis,) if isinstance(axis, (int, np.integer)) else axis)]
+    for a in axes:
+        if not x.broadcastable[a]:
+            raise ValueError(f"squeeze: dimension {a} of {x.type} is not broadcastable (length 1 is not "
+                             f"known); use addbroadcast first, or reshape")
+    return dimshuffle(x, [d for d in range(x.ndim) if d not in axes])
+
+
 def disconnected_grad(x):
     """`x`, through which no gradient flows (Theano's gradient.disconnected_grad)."""
     return elemwise("stop_gradient", x)
 
 
 from .blas import dot, matmul  # noqa: E402,F401
-from .shape import arange, alloc, concatenate, flatten, reshape, shape  # noqa: E402,F401
+from .shape import (addbroadcast, alloc, arange, concatenate, flatten, patternbroadcast,  # noqa: E402,F401
+                    reshape, shape, unbroadcast)
 from .subtensor import getitem, inc_subtensor, set_subtensor  # noqa: E402,F401
 
 second = fill

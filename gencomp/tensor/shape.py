@@ -270,3 +270,60 @@ def arange(start, stop=None, step=1, dtype=None):
 
 def alloc(value, *shape):
     return Alloc()(value, *shape)
+
+
+class Rebroadcast(Op):
+    """`x` with another broadcastable pattern; a dimension made broadcastable must have length 1
+    at call time (checked). Theano's addbroadcast / unbroadcast / patternbroadcast."""
+
+    returns_view = True      # perform returns its input
+
+    def __init__(self, pattern):
+        self.pattern = tuple(bool(b) for b in pattern)
+
+    def signature(self):
+        return "Rebroadcast{" + "".join("1" if b else "?" for b in self.pattern) + "}"
+
+    def __reduce__(self):
+        return Rebroadcast, (self.pattern,)
+
+    def make_node(self, x):
+        x = _as(x)
+        if len(self.pattern) != x.ndim:
+            raise ValueError(f"{self}: the pattern has {len(self.pattern)} entries for a {x.ndim}-d tensor")
+        return Apply(self, [x], [TensorType(x.dtype, self.pattern)])
+
+    def perform(self, node, inputs):
+        (x,) = inputs
+        for d, b in enumerate(self.pattern):
+            if b and x.shape[d] != 1:
+                raise ValueError(f"addbroadcast / patternbroadcast: dimension {d} was declared broadcastable "
+                                 f"but has length {x.shape[d]} (shape {x.shape})")
+        return [x]
+
+    def grad(self, inputs, output_grads, outputs):
+        (x,), (g,) = inputs, output_grads
+        return [rebroadcast(g, x.broadcastable)]
+
+
+def rebroadcast(x, pattern):
+    x = _as(x)
+    pattern = tuple(bool(b) for b in pattern)
+    return x if pattern == x.broadcastable else Rebroadcast(pattern)(x)
+
+
+def addbroadcast(x, *axes):
+    """`x` with dimensions `axes` made broadcastable (they must have length 1)."""
+    x = _as(x)
+    return rebroadcast(x, [b or d in {a % x.ndim for a in axes} for d, b in enumerate(x.broadcastable)])
+
+
+def unbroadcast(x, *axes):
+    """`x` with dimensions `axes` no longer broadcastable."""
+    x = _as(x)
+    return rebroadcast(x, [b and d not in {a % x.ndim for a in axes} for d, b in enumerate(x.broadcastable)])
+
+
+def patternbroadcast(x, broadcastable):
+    """`x` with the broadcastable pattern `broadcastable`."""
+    return rebroadcast(x, broadcastable)

@@ -1,0 +1,99 @@
+"""Theano names that ported programs use beyond the core contract, each against numpy:
+isnan/isinf, log2/log10/exp2, square/inv, all/any, zeros/ones/eye/identity_like,
+shape_padleft/padright/padaxis, squeeze, addbroadcast/unbroadcast/patternbroadcast,
+nnet.hard_sigmoid/ultra_fast_sigmoid, and theano.grad / T.jacobian / T.hessian."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gencomp
+import gencomp.tensor as T
+from gencomp import function
+
+EDGE = np.array([[1.0, np.nan, -np.inf, 0.0], [0.5, 2.0, -3.0, np.inf]])
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_elementwise_additions(dtype):
+    x = T.matrix("x", dtype=dtype)
+    f = function([x], [T.isnan(x), T.isinf(x), T.log2(abs(x)), T.log10(abs(x)), T.exp2(x), T.square(x),
+                       T.inv(x), T.reciprocal(x)])
+    xv = EDGE.astype(dtype)
+    with np.errstate(all="ignore"):
+        want = [np.isnan(xv), np.isinf(xv), np.log2(abs(xv)), np.log10(abs(xv)), np.exp2(xv), xv * xv,
+                1 / xv, 1 / xv]
+    for got, w in zip(f(xv), want):
+        assert got.dtype == w.dtype
+        np.testing.assert_allclose(got, w, rtol=1e-6 if dtype == "float32" else 1e-14)
+    i = T.lvector("i")
+    assert not function([i], T.isnan(i).sum())(np.arange(3)) and T.inv(i).dtype == "float64"
+
+
+def test_all_any():
+    x = T.dmatrix("x")
+    f = function([x], [T.all(x), T.any(x), T.all(x, axis=1), T.any(x, axis=0, keepdims=True)])
+    for xv in (np.array([[1.0, 0.0], [2.0, 3.0]]), np.ones((2, 2)), np.zeros((2, 2)), np.zeros((0, 2))):
+        want = [np.all(xv), np.any(xv), np.all(xv, axis=1), np.any(xv, axis=0, keepdims=True)]
+        for got, w in zip(f(xv), want):
+            assert got.dtype == np.bool_ and got.shape == w.shape
+            np.testing.assert_array_equal(got, w)
+
+
+def test_allocation_helpers():
+    x, n = T.dmatrix("x"), T.lscalar("n")
+    f = function([x, n], [T.zeros((n, 2)), T.ones(x.shape, dtype="int32"), T.zeros(n), T.eye(n),
+                          T.eye(3, 4, k=1, dtype="int64"), T.eye(n, k=-1), T.identity_like(x)])
+    xv = np.arange(6.0).reshape(2, 3)
+    want = [np.zeros((4, 2)), np.ones((2, 3), np.int32), np.zeros(4), np.eye(4), np.eye(3, 4, k=1, dtype=np.int64),
+            np.eye(4, k=-1), np.eye(2, 3)]
+    for got, w in zip(f(xv, 4), want):
+        assert got.dtype == w.dtype
+        np.testing.assert_array_equal(got, w)
+    with gencomp.config.change(floatX="float32"):
+        assert T.zeros((2,)).dtype == "float32" and T.eye(2).dtype == "float32"
+    with pytest.raises(TypeError, match="shape"):
+        T.zeros(T.dvector("s"))
+
+
+def test_pattern_helpers():
+    v, x = T.dvector("v"), T.dmatrix("x")
+    assert T.shape_padleft(v).broadcastable == (True, False)
+    assert T.shape_padright(v, 2).broadcastable == (False, True, True)
+    assert T.shape_padaxis(x, 1).broadcastable == (False, True, False)
+    assert T.squeeze(T.shape_padleft(v)).broadcastable == (False,)
+    with pytest.raises(ValueError, match="not broadcastable"):
+        T.squeeze(x, axis=0)
+    row = T.addbroadcast(x[:1], 0)
+    assert row.broadcastable == (True, False) and T.unbroadcast(row, 0).broadcastable == (False, False)
+    assert T.patternbroadcast(x, (True, False)).broadcastable == (True, False)
+    f = function([x, v], [row + x, T.squeeze(T.shape_padright(v)) * 2, T.shape_padaxis(v, 0) + x])
+    xv, vv = np.arange(6.0).reshape(2, 3), np.array([1.0, 2.0, 3.0])
+    for got, w in zip(f(xv, vv), [xv[:1] + xv, vv * 2, vv[None, :] + xv]):
+        np.testing.assert_array_equal(got, w)
+    g = function([x], T.addbroadcast(x, 0) * 2)
+    with pytest.raises(ValueError, match="declared broadcastable"):
+        g(xv)
+    # gradients flow through a rebroadcast
+    b = T.dmatrix("b")
+    cost = (T.addbroadcast(b, 0) * x).sum()
+    gb = function([b, x], T.grad(cost, b))(np.ones((1, 3)), xv)
+    np.testing.assert_array_equal(gb, xv.sum(axis=0, keepdims=True))
+
+
+def test_nnet_sigmoid_variants():
+    x = T.dvector("x")
+    xv = np.array([-10.0, -2.6, -1.0, 0.0, 1.0, 2.4, 10.0])
+    hard, fast = function([x], [T.nnet.hard_sigmoid(x), T.nnet.ultra_fast_sigmoid(x)])(xv)
+    np.testing.assert_allclose(hard, np.clip(0.2 * xv + 0.5, 0, 1), rtol=1e-15)
+    np.testing.assert_allclose(fast, 1 / (1 + np.exp(-xv)), rtol=1e-15)
+
+
+def test_grad_aliases():
+    x = T.dvector("x")
+    cost = (x ** 3).sum()
+    xv = np.array([1.0, -2.0])
+    np.testing.assert_allclose(function([x], gencomp.grad(cost, x))(xv), 3 * xv ** 2)
+    np.testing.assert_allclose(function([x], T.jacobian(x ** 2, x))(xv), np.diag(2 * xv))
+    np.testing.assert_allclose(function([x], T.hessian(cost, x))(xv), np.diag(6 * xv))
