@@ -243,7 +243,7 @@ def any(x, axis=None, keepdims=False):  # noqa: A001
 
 # ---- shapes made from others -------------------------------------------------------------------------
 
-def _shape_entries(shape) -> list:
+def _shape_entries(shape) -> list:  # noqa: F811
     """A shape given as ints / integer scalars, or as a symbolic shape vector of known length."""
     from ..graph import Variable
     from .shape import ShapeOp
@@ -259,18 +259,16 @@ def _shape_entries(shape) -> list:
     return list(shape)
 
 
-def zeros(shape, dtype=None):
+def zeros(shape, dtype=None):  # noqa: F811  (the argument shadows the function shape)
     """A tensor of zeros (dtype config.floatX unless given)."""
     from ..config import config
-    from .shape import alloc
 
     return alloc(np.zeros((), dtypes.canonical(dtype or config.floatX)), *_shape_entries(shape))
 
 
-def ones(shape, dtype=None):
+def ones(shape, dtype=None):  # noqa: F811
     """A tensor of ones (dtype config.floatX unless given)."""
     from ..config import config
-    from .shape import alloc
 
     return alloc(np.ones((), dtypes.canonical(dtype or config.floatX)), *_shape_entries(shape))
 
@@ -278,7 +276,6 @@ def ones(shape, dtype=None):
 def eye(n, m=None, k=0, dtype=None):
     """The n x m matrix with ones on diagonal k (numpy.eye)."""
     from ..config import config
-    from .shape import arange
 
     rows = arange(n)
     cols = arange(n if m is None else m)
