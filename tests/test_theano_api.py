@@ -97,3 +97,26 @@ def test_grad_aliases():
     np.testing.assert_allclose(function([x], gencomp.grad(cost, x))(xv), 3 * xv ** 2)
     np.testing.assert_allclose(function([x], T.jacobian(x ** 2, x))(xv), np.diag(2 * xv))
     np.testing.assert_allclose(function([x], T.hessian(cost, x))(xv), np.diag(6 * xv))
+
+
+def test_ifelse():
+    from gencomp.ifelse import ifelse
+
+    c, x, y = T.lscalar("c"), T.dmatrix("x"), T.dmatrix("y")
+    out = ifelse(T.gt(c, 0), x * 2, y.sum(axis=0, keepdims=True))       # branches of other shapes
+    f = function([c, x, y], out)
+    xv, yv = np.arange(6.0).reshape(2, 3), np.ones((4, 3))
+    np.testing.assert_array_equal(f(1, xv, yv), xv * 2)
+    np.testing.assert_array_equal(f(0, xv, yv), np.full((1, 3), 4.0))
+    a, b = ifelse(T.eq(c, 1), [x, x + 1], [y, y - 1])
+    np.testing.assert_array_equal(function([c, x, y], b)(0, xv, yv), yv - 1)
+    cost = ifelse(T.gt(c, 0), (x ** 2).sum(), (3 * y).sum())
+    gx, gy = T.grad(cost, [x, y])
+    g = function([c, x, y], [gx, gy])
+    np.testing.assert_array_equal(g(1, xv, yv)[0], 2 * xv)
+    np.testing.assert_array_equal(g(1, xv, yv)[1], np.zeros_like(yv))
+    np.testing.assert_array_equal(g(0, xv, yv)[0], np.zeros_like(xv))
+    np.testing.assert_array_equal(g(0, xv, yv)[1], np.full_like(yv, 3.0))
+    with pytest.raises(TypeError, match="scalar condition"):
+        ifelse(x, x, y)
+    assert ifelse(c, T.ivector("i"), T.dvector("d")).dtype == "float64"
