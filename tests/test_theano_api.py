@@ -120,3 +120,38 @@ def test_ifelse():
     with pytest.raises(TypeError, match="scalar condition"):
         ifelse(x, x, y)
     assert ifelse(c, T.ivector("i"), T.dvector("d")).dtype == "float64"
+
+
+def test_random_streams():
+    import pickle
+
+    from gencomp.tensor.shared_randomstreams import MRG_RandomStreams, RandomStreams
+
+    def build(seed):
+        srng = RandomStreams(seed=seed)
+        x = T.dmatrix("x")
+        mask = srng.binomial(size=x.shape, p=0.3, dtype="float64")      # dropout, as in Theano tutorials
+        u, n = srng.uniform((20000,), low=-1, high=3), srng.normal((20000,), avg=2.0, std=0.5)
+        cost = (x * mask).sum()
+        return srng, function([x], [x * mask, T.grad(cost, x), u, n, u.mean() * 1])
+
+    srng, f = build(7)
+    xv = np.ones((50, 40))
+    dropped, grad, u, n, umean = f(xv)
+    np.testing.assert_array_equal(grad, dropped)         # one draw per call, shared by both uses
+    assert set(np.unique(dropped)) <= {0.0, 1.0} and abs(dropped.mean() - 0.3) < 0.03
+    assert -1 <= u.min() and u.max() < 3 and abs(u.mean() - 1) < 0.03 and umean == pytest.approx(u.mean())
+    assert abs(n.mean() - 2) < 0.02 and abs(n.std() - 0.5) < 0.02
+    again = f(xv)
+    assert not np.array_equal(again[2], u)               # a new draw at every call, even of constant size
+    _, g = build(7)
+    np.testing.assert_array_equal(g(xv)[2], u)           # the same seed gives the same sequence
+    srng.seed(7)
+    np.testing.assert_array_equal(f(xv)[2], u)           # reseeding restarts it
+    restored = pickle.loads(pickle.dumps(f))              # the generators' states travel with it
+    np.testing.assert_array_equal(restored(xv)[2], f(xv)[2])
+    with gencomp.config.change(floatX="float32"):
+        assert MRG_RandomStreams(1).uniform((2,)).dtype == "float32"
+    assert RandomStreams(1).binomial((2,)).dtype == "int64"
+    with pytest.raises(TypeError, match="size"):
+        RandomStreams(1).uniform()

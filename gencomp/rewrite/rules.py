@@ -96,7 +96,8 @@ def constant_folding(node):
     """A node whose inputs are all constants is computed now, through its numpy implementation."""
     if not node.inputs or not all(isinstance(i, Constant) for i in node.inputs):
         return None
-    if not hasattr(node.op, "perform") or type(node.op).__name__ in ("Jacobian",):
+    if not hasattr(node.op, "perform") or type(node.op).__name__ in ("Jacobian",) \
+            or getattr(node.op, "stateful", False):          # random draws change from call to call
         return None
     values = node.op.perform(node, [i.data for i in node.inputs])
     result = []

@@ -78,7 +78,8 @@ def tensor(dtype=None, broadcastable=None, name=None, shape=None):
     return TensorType(dtype, broadcastable, shape)(name)
 
 
-from . import nnet  # noqa: E402  (T.nnet.sigmoid, as in Theano)
+from . import nnet, shared_randomstreams  # noqa: E402  (T.nnet.sigmoid, as in Theano)
+from .shared_randomstreams import RandomStreams  # noqa: E402,F401
 from .subtensor import inc_subtensor, set_subtensor  # noqa: E402,F401
 
 
