@@ -155,3 +155,14 @@ def test_random_streams():
     assert RandomStreams(1).binomial((2,)).dtype == "int64"
     with pytest.raises(TypeError, match="size"):
         RandomStreams(1).uniform()
+
+
+def test_variable_methods():
+    x = T.dmatrix("x")
+    xv = np.array([[1.5, -2.5, 0.0], [3.0, -0.5, 2.0]])
+    outs = [x.clip(-1, 2), x.round(), x.any(axis=1), x.all(), T.shape_padleft(x).squeeze(),
+            x.norm(2), x.norm(1, axis=0), x.norm(3, axis=1)]
+    want = [np.clip(xv, -1, 2), np.round(xv), xv.any(axis=1), xv.all(), xv, np.sqrt((xv ** 2).sum()),
+            abs(xv).sum(axis=0), (abs(xv) ** 3).sum(axis=1) ** (1 / 3)]
+    for got, w in zip(function([x], outs)(xv), want):
+        np.testing.assert_allclose(got, w, rtol=1e-14)

@@ -98,6 +98,19 @@ class _TensorOps:
     def argmax(self, axis=None, keepdims=False): return _m().argmax(self, axis, keepdims)
     def argmin(self, axis=None, keepdims=False): return _m().argmin(self, axis, keepdims)
     def flatten(self, ndim=1): return _m().flatten(self, ndim)
+    def clip(self, lo, hi): return _m().clip(self, lo, hi)
+    def round(self): return _m().round(self)
+    def any(self, axis=None, keepdims=False): return _m().any(self, axis, keepdims)
+    def all(self, axis=None, keepdims=False): return _m().all(self, axis, keepdims)
+    def squeeze(self, axis=None): return _m().squeeze(self, axis)
+
+    def norm(self, L, axis=None):
+        """The L-norm (Theano's x.norm(L, axis)): (sum |x|**L) ** (1/L); L=2 is the Euclidean norm."""
+        if L == 2:
+            return _m().sqrt(_m().sum(self * self, axis=axis))
+        if L == 1:
+            return _m().sum(abs(self), axis=axis)
+        return _m().sum(abs(self) ** L, axis=axis) ** (1.0 / L)
 
     def reshape(self, *shape, ndim=None):
         return _m().reshape(self, shape[0] if len(shape) == 1 else shape, ndim=ndim)
