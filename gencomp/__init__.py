@@ -7,6 +7,7 @@ from .function import Function, In, Out, UnusedInputError, function  # noqa: E40
 from .sharedvar import SharedVariable, shared  # noqa: E402
 from . import printing, tensor  # noqa: E402,F401
 from .tensor import grad  # noqa: E402,F401  (theano.grad)
+from .scan import scan  # noqa: E402,F401  (theano.scan; the module stays importable as gencomp.scan)
 
 __all__ = ["config", "function", "Function", "In", "Out", "shared", "SharedVariable", "UnusedInputError",
            "printing", "tensor", "__version__"]

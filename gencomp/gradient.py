@@ -7,6 +7,8 @@ their table row.
 
 from __future__ import annotations
 
+import itertools
+
 import numpy as np
 
 from .graph import Apply, Constant, Op, Variable, toposort
@@ -88,15 +90,21 @@ def _depends_on(nodes, sources) -> set:
     return result
 
 
+_JACOBIANS = itertools.count()
+
+
 class Jacobian(Op):
     """d y[i] / d wrt for every i of a vector `y`, stacked: computed row by row by a compiled gradient."""
 
     def __init__(self, y, wrt, inputs):
         self.y, self.wrt, self.inputs = y, wrt, list(inputs)
         self._compiled = None
+        self.number = next(_JACOBIANS)
 
     def signature(self):
-        return f"Jacobian{{{id(self)}}}"
+        # numbered in the order a program builds them: the same program gets the same cache key in
+        # every process (an id() would not), and two jacobians never merge
+        return f"Jacobian{{{self.number}}}"
 
     def make_node(self, *inputs):
         w = self.wrt
