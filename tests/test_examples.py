@@ -53,3 +53,39 @@ def test_logistic_regression_example_learns(capsys):
     loss, accuracy = _load("logistic_regression").main(steps=60)
     assert accuracy > 0.9 and np.isfinite(loss)
     assert "accuracy" in capsys.readouterr().out
+
+
+def numpy_rnn_losses(rnn, steps, lr):
+    """examples/rnn.py's model in numpy: forward through time, gradients by hand (BPTT)."""
+    X, y = rnn.make_data()
+    p = {k: np.array(v, dtype=float).copy() for k, v in rnn.init_params().items()}
+    losses = []
+    for _ in range(steps):
+        h = np.zeros((X.shape[1], p["W_rec"].shape[0]))
+        hs = [h]
+        for t in range(X.shape[0]):
+            h = np.tanh(X[t] @ p["W_in"] + h @ p["W_rec"])
+            hs.append(h)
+        pred = hs[-1] @ p["w_out"] + p["b_out"]
+        losses.append(((pred - y) ** 2).mean())
+        d_pred = 2 * (pred - y) / len(y)
+        g = {"w_out": hs[-1].T @ d_pred, "b_out": d_pred.sum(), "W_in": np.zeros_like(p["W_in"]),
+             "W_rec": np.zeros_like(p["W_rec"])}
+        d_h = np.outer(d_pred, p["w_out"])
+        for t in reversed(range(X.shape[0])):
+            d_a = d_h * (1 - hs[t + 1] ** 2)
+            g["W_in"] += X[t].T @ d_a
+            g["W_rec"] += hs[t].T @ d_a
+            d_h = d_a @ p["W_rec"].T
+        for k in p:
+            p[k] = p[k] - lr * g[k]
+    return np.array(losses)
+
+
+def test_rnn_example_matches_numpy_bptt():
+    rnn = _load("rnn")
+    X, y = rnn.make_data()
+    train, _ = rnn.build(rnn.init_params(), lr=0.1)
+    got = np.array([float(train(X, y)) for _ in range(25)])
+    np.testing.assert_allclose(got, numpy_rnn_losses(rnn, 25, 0.1), rtol=1e-9)
+    assert got[-1] < got[0] * 0.5
