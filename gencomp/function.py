@@ -55,8 +55,11 @@ class Out:
 
 
 def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None,
-             on_unused_input="raise", allow_input_downcast=False, mode=None):
-    """Compile a callable computing `outputs` from `inputs` (and applying `updates` after each call)."""
+             on_unused_input="raise", allow_input_downcast=False, mode=None, profile=None):
+    """Compile a callable computing `outputs` from `inputs` (and applying `updates` after each call).
+
+    `mode` may be Theano's 'FAST_RUN' / 'FAST_COMPILE' (the optimizer); `profile` is accepted and
+    ignored, so ported calls run unchanged."""
     optimizer = {None: None, "FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile"}.get(mode, mode)
     snapshot = config.snapshot(device=device, optimizer=optimizer)
     if snapshot.device not in ("cpu", "py", "cuda"):

@@ -166,3 +166,16 @@ def test_variable_methods():
             abs(xv).sum(axis=0), (abs(xv) ** 3).sum(axis=1) ** (1 / 3)]
     for got, w in zip(function([x], outs)(xv), want):
         np.testing.assert_allclose(got, w, rtol=1e-14)
+
+
+def test_eval_and_ported_function_arguments():
+    x = T.dvector("x")
+    y = (x * 2).sum()
+    assert y.eval({x: np.arange(3.0)}) == 6.0
+    assert y.eval({x: np.ones(2)}) == 4.0                       # the compiled function is reused
+    w = gencomp.shared(np.ones(2))
+    assert (w * 3).sum().eval() == 6.0
+    w.set_value(np.zeros(2))
+    assert (w + 1).sum().eval() == 2.0
+    f = function([x], y, mode="FAST_RUN", profile=False)
+    assert f(np.ones(4)) == 8.0

@@ -121,6 +121,18 @@ class _TensorOps:
     @property
     def size(self): return _m().prod(_m().shape(self))
 
+    def eval(self, inputs_to_values=None):
+        """The value of this expression (Theano's var.eval({x: value, ...})): compiled once per set
+        of inputs and kept on the variable; shared variables are read as they are now."""
+        from ..function import function
+
+        pairs = dict(inputs_to_values or {})
+        keys = tuple(id(k) for k in pairs)
+        cache = self.__dict__.setdefault("_eval_functions", {})
+        if keys not in cache:
+            cache[keys] = function(list(pairs), self, on_unused_input="ignore")
+        return cache[keys](*pairs.values())
+
 
 def _m():
     from . import math
