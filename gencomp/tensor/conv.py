@@ -1,0 +1,288 @@
+"""Convolution and pooling over images (batch, channels, rows, columns): Theano's nnet.conv2d and
+signal.pool.pool_2d, as host steps in numpy (windows as strided views, products through BLAS).
+
+conv2d follows Theano: border_mode 'valid' | 'full' | 'half' | (pad rows, pad cols), subsample
+(strides), filter_flip=True (a true convolution; False correlates). pool_2d: mode 'max', 'sum',
+'average_inc_pad' or 'average_exc_pad', with ws, stride, pad and ignore_border.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..graph import Apply, Op
+from .type import TensorType
+from .variable import as_tensor_variable
+
+
+def _pair(v, what):
+    if isinstance(v, (int, np.integer)):
+        return (int(v), int(v))
+    v = tuple(int(x) for x in v)
+    if len(v) != 2:
+        raise ValueError(f"{what} needs two entries (rows, columns), got {v}")
+    return v
+
+
+def _padding(border_mode, filter_shape):
+    fh, fw = filter_shape
+    if border_mode == "valid":
+        return (0, 0)
+    if border_mode == "full":
+        return (fh - 1, fw - 1)
+    if border_mode == "half":
+        return (fh // 2, fw // 2)
+    if isinstance(border_mode, (int, np.integer)) or isinstance(border_mode, (tuple, list)):
+        return _pair(border_mode, "border_mode")
+    raise ValueError(f"border_mode must be 'valid', 'full', 'half' or a pair of paddings, got {border_mode!r}")
+
+
+def _windows(x, size, stride):
+    """(b, c, out rows, out cols, fh, fw) strided view of x's windows (no copy)."""
+    view = np.lib.stride_tricks.sliding_window_view(x, size, axis=(2, 3))
+    return view[:, :, ::stride[0], ::stride[1]]
+
+
+class Conv2D(Op):
+    """output[b, k] = sum over c of input[b, c] convolved with filters[k, c] (Theano's conv2d)."""
+
+    def __init__(self, border_mode="valid", subsample=(1, 1), filter_flip=True):
+        self.border_mode = border_mode if isinstance(border_mode, str) else _pair(border_mode, "border_mode")
+        self.subsample, self.filter_flip = _pair(subsample, "subsample"), bool(filter_flip)
+
+    def signature(self):
+        return f"Conv2D{{{self.border_mode}, subsample={self.subsample}, flip={self.filter_flip}}}"
+
+    def __reduce__(self):
+        return Conv2D, (self.border_mode, self.subsample, self.filter_flip)
+
+    def make_node(self, x, w):
+        x, w = as_tensor_variable(x), as_tensor_variable(w)
+        if x.ndim != 4 or w.ndim != 4:
+            raise TypeError(f"conv2d takes 4-d input (batch, channels, rows, cols) and 4-d filters "
+                            f"(out channels, in channels, rows, cols); got {x.type} and {w.type}")
+        dtype = np.result_type(x.dtype, w.dtype).name
+        if dtype not in ("float32", "float64"):
+            raise TypeError(f"conv2d needs float tensors, got {x.dtype} and {w.dtype}")
+        return Apply(self, [x, w], [TensorType(dtype, (x.broadcastable[0], w.broadcastable[0], False, False))])
+
+    def _prepare(self, x, w):
+        if x.shape[1] != w.shape[1]:
+            raise ValueError(f"conv2d: the input has {x.shape[1]} channels, the filters {w.shape[1]} "
+                             f"(input {x.shape}, filters {w.shape})")
+        pad = _padding(self.border_mode, w.shape[2:])
+        xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1]))) if any(pad) else x
+        if xp.shape[2] < w.shape[2] or xp.shape[3] < w.shape[3]:
+            raise ValueError(f"conv2d: filters {w.shape[2:]} larger than the (padded) image {xp.shape[2:]}")
+        wf = w[:, :, ::-1, ::-1] if self.filter_flip else w
+        return pad, xp, wf
+
+    def perform(self, node, inputs):
+        dtype = node.outputs[0].dtype
+        x, w = (a.astype(dtype, copy=False) for a in inputs)
+        _, xp, wf = self._prepare(x, w)
+        cols = _windows(xp, wf.shape[2:], self.subsample)                 # b, c, oh, ow, fh, fw
+        out = np.tensordot(cols, wf, axes=([1, 4, 5], [1, 2, 3]))        # b, oh, ow, k
+        return [np.ascontiguousarray(out.transpose(0, 3, 1, 2))]
+
+    def grad(self, inputs, output_grads, outputs):
+        x, w = inputs
+        (g,) = output_grads
+        return [Conv2DGrad(self, "input")(x, w, g), Conv2DGrad(self, "filters")(x, w, g)]
+
+
+class Conv2DGrad(Op):
+    """The gradient of a Conv2D with respect to its input or its filters."""
+
+    def __init__(self, conv: Conv2D, wrt: str):
+        self.conv, self.wrt = conv, wrt
+
+    def signature(self):
+        return f"Conv2DGrad{{{self.wrt}, {self.conv.signature()}}}"
+
+    def __reduce__(self):
+        return Conv2DGrad, (self.conv, self.wrt)
+
+    def make_node(self, x, w, g):
+        x, w, g = (as_tensor_variable(v) for v in (x, w, g))
+        like = x if self.wrt == "input" else w
+        return Apply(self, [x, w, g], [TensorType(like.dtype, like.broadcastable)])
+
+    def perform(self, node, inputs):
+        x, w, g = inputs
+        conv = self.conv
+        pad, xp, wf = conv._prepare(x, w)
+        sh, sw = conv.subsample
+        fh, fw = wf.shape[2:]
+        oh, ow = g.shape[2:]
+        if self.wrt == "filters":
+            cols = _windows(xp, (fh, fw), (sh, sw))[:, :, :oh, :ow]
+            dwf = np.tensordot(g, cols, axes=([0, 2, 3], [0, 2, 3]))       # k, c, fh, fw
+            dw = dwf[:, :, ::-1, ::-1] if conv.filter_flip else dwf
+            return [np.ascontiguousarray(dw).astype(w.dtype, copy=False)]
+        dxp = np.zeros(xp.shape, dtype=np.result_type(g.dtype, wf.dtype))
+        dcols = np.tensordot(g, wf, axes=([1], [0]))                      # b, oh, ow, c, fh, fw
+        for i in range(fh):
+            for j in range(fw):
+                dxp[:, :, i:i + sh * oh:sh, j:j + sw * ow:sw] += dcols[:, :, :, :, i, j].transpose(0, 3, 1, 2)
+        dx = dxp[:, :, pad[0]:dxp.shape[2] - pad[0], pad[1]:dxp.shape[3] - pad[1]]
+        return [np.ascontiguousarray(dx).astype(x.dtype, copy=False)]
+
+    def grad(self, inputs, output_grads, outputs):
+        raise TypeError("second derivatives of conv2d are not supported")
+
+
+def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="valid", subsample=(1, 1),
+           filter_flip=True, image_shape=None, filter_dilation=(1, 1), **kwargs):
+    """Theano's nnet.conv2d: 4-d input (batch, channels, rows, cols), filters (out, in, rows, cols).
+
+    input_shape / filter_shape / image_shape are hints in Theano and are ignored here."""
+    if tuple(_pair(filter_dilation, "filter_dilation")) != (1, 1):
+        raise NotImplementedError("conv2d: filter_dilation other than (1, 1) is not supported")
+    return Conv2D(border_mode, subsample, filter_flip)(input, filters)
+
+
+_POOL_MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
+
+
+class Pool2D(Op):
+    """Pooling over the last two dimensions (Theano's signal.pool.pool_2d)."""
+
+    def __init__(self, ws, ignore_border=True, stride=None, pad=(0, 0), mode="max"):
+        self.ws = _pair(ws, "ws")
+        self.stride = _pair(stride if stride is not None else ws, "stride")
+        self.pad, self.ignore_border = _pair(pad, "pad"), bool(ignore_border)
+        if mode == "average":
+            mode = "average_inc_pad"
+        if mode not in _POOL_MODES:
+            raise ValueError(f"pool_2d: mode must be one of {_POOL_MODES}, got {mode!r}")
+        if any(self.pad) and not self.ignore_border:
+            raise NotImplementedError("pool_2d: padding needs ignore_border=True (as in Theano)")
+        self.mode = mode
+
+    def signature(self):
+        return (f"Pool2D{{{self.mode}, ws={self.ws}, stride={self.stride}, pad={self.pad}, "
+                f"ignore_border={self.ignore_border}}}")
+
+    def __reduce__(self):
+        return Pool2D, (self.ws, self.ignore_border, self.stride, self.pad, self.mode)
+
+    def make_node(self, x):
+        x = as_tensor_variable(x)
+        if x.ndim < 2:
+            raise TypeError(f"pool_2d pools the last two dimensions; got {x.type}")
+        return Apply(self, [x], [TensorType(x.dtype, tuple(x.broadcastable[:-2]) + (False, False))])
+
+    def _layout(self, shape):
+        """(padded / extended shape of the last two dims, output rows and cols)."""
+        (ph, pw), (sh, sw), (wh, ww) = self.pad, self.stride, self.ws
+        h, w = shape[-2] + 2 * ph, shape[-1] + 2 * pw
+        if self.ignore_border:
+            oh = max(0, (h - wh) // sh + 1) if h >= wh else 0
+            ow = max(0, (w - ww) // sw + 1) if w >= ww else 0
+        else:                     # partial windows at the end count
+            oh = max(0, (h - wh + sh - 1) // sh + 1) if h >= wh else (1 if h > 0 else 0)
+            ow = max(0, (w - ww + sw - 1) // sw + 1) if w >= ww else (1 if w > 0 else 0)
+        return (oh - 1) * sh + wh, (ow - 1) * sw + ww, oh, ow
+
+    def _extended(self, x, fill):
+        (ph, pw) = self.pad
+        eh, ew, oh, ow = self._layout(x.shape)
+        lead = x.shape[:-2]
+        out = np.full((*lead, max(eh, 0), max(ew, 0)), fill, dtype=x.dtype)
+        h, w = min(x.shape[-2], out.shape[-2] - ph), min(x.shape[-1], out.shape[-1] - pw)
+        out[..., ph:ph + h, pw:pw + w] = x[..., :h, :w]
+        valid = np.zeros(out.shape[-2:], dtype=bool)
+        valid[ph:ph + h, pw:pw + w] = True
+        return out, valid, oh, ow
+
+    def perform(self, node, inputs):
+        (x,) = inputs
+        fill = -np.inf if self.mode == "max" and x.dtype.kind == "f" else 0
+        if self.mode == "max" and x.dtype.kind != "f":
+            fill = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else False
+        ext, valid, oh, ow = self._extended(x, fill)
+        lead = x.shape[:-2]
+        if oh == 0 or ow == 0:
+            return [np.zeros((*lead, oh, ow), dtype=x.dtype)]
+        win = np.lib.stride_tricks.sliding_window_view(ext, self.ws, axis=(-2, -1))
+        win = win[..., ::self.stride[0], ::self.stride[1], :, :][..., :oh, :ow, :, :]
+        if self.mode == "max":
+            out = win.max(axis=(-2, -1))
+        else:
+            total = win.sum(axis=(-2, -1), dtype=np.float64 if x.dtype.kind == "f" else None)
+            if self.mode == "sum":
+                out = total
+            elif self.mode == "average_inc_pad":
+                out = total / (self.ws[0] * self.ws[1])
+            else:
+                counts = np.lib.stride_tricks.sliding_window_view(valid, self.ws)[::self.stride[0], ::self.stride[1]]
+                out = total / np.maximum(counts[:oh, :ow].sum(axis=(-2, -1)), 1)
+        return [np.asarray(out, dtype=x.dtype)]
+
+    def grad(self, inputs, output_grads, outputs):
+        (x,), (g,) = inputs, output_grads
+        return [Pool2DGrad(self)(x, outputs[0], g)]
+
+
+class Pool2DGrad(Op):
+    """The gradient of a Pool2D: max routes each output's gradient to every input equal to that
+    maximum in its window (as Theano); sums and averages spread it over the window."""
+
+    def __init__(self, pool: Pool2D):
+        self.pool = pool
+
+    def signature(self):
+        return f"Pool2DGrad{{{self.pool.signature()}}}"
+
+    def __reduce__(self):
+        return Pool2DGrad, (self.pool,)
+
+    def make_node(self, x, out, g):
+        x, out, g = (as_tensor_variable(v) for v in (x, out, g))
+        return Apply(self, [x, out, g], [TensorType(x.dtype, x.broadcastable)])
+
+    def perform(self, node, inputs):
+        x, out, g = inputs
+        pool = self.pool
+        ext, valid, oh, ow = pool._extended(x, -np.inf if pool.mode == "max" else 0)
+        dext = np.zeros(ext.shape, dtype=np.result_type(x.dtype, g.dtype))
+        (sh, sw), (wh, ww) = pool.stride, pool.ws
+        if pool.mode == "average_exc_pad":
+            counts = np.lib.stride_tricks.sliding_window_view(valid, pool.ws)[::sh, ::sw][:oh, :ow].sum(axis=(-2, -1))
+            scale = 1.0 / np.maximum(counts, 1)
+        elif pool.mode == "average_inc_pad":
+            scale = 1.0 / (wh * ww)
+        else:
+            scale = 1.0
+        for i in range(wh):
+            for j in range(ww):
+                rows, cols = slice(i, i + sh * oh, sh), slice(j, j + sw * ow, sw)
+                if pool.mode == "max":
+                    dext[..., rows, cols] += g * (ext[..., rows, cols] == out)
+                else:
+                    dext[..., rows, cols] += g * scale
+        ph, pw = pool.pad
+        dx = np.zeros(x.shape, dtype=dext.dtype)
+        h, w = min(x.shape[-2], dext.shape[-2] - ph), min(x.shape[-1], dext.shape[-1] - pw)
+        dx[..., :h, :w] = dext[..., ph:ph + h, pw:pw + w]
+        return [dx.astype(x.dtype, copy=False)]
+
+    def grad(self, inputs, output_grads, outputs):
+        raise TypeError("second derivatives of pool_2d are not supported")
+
+
+def pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode="max", ds=None, st=None,
+            padding=None):
+    """Theano's signal.pool.pool_2d (also its older names ds, st, padding)."""
+    ws = ws if ws is not None else ds
+    if ws is None:
+        raise TypeError("pool_2d needs ws (the window size)")
+    stride = stride if stride is not None else st
+    pad = padding if padding is not None else pad
+    return Pool2D(ws, True if ignore_border is None else ignore_border, stride, pad, mode)(input)
+
+
+def max_pool_2d(input, ds, ignore_border=None, st=None, padding=(0, 0), mode="max"):
+    """Theano's old downsample.max_pool_2d."""
+    return pool_2d(input, ds, ignore_border, st, padding, mode)

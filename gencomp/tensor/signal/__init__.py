@@ -1,0 +1,3 @@
+"""gencomp.tensor.signal: Theano's pooling module path (`signal.pool.pool_2d`)."""
+
+from . import pool  # noqa: F401

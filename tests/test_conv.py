@@ -1,0 +1,114 @@
+"""nnet.conv2d and signal.pool.pool_2d (LeNet's building blocks): forward against direct loops over
+windows, gradients against finite differences (verify_grad), and a small LeNet-style training step."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import gencomp
+import gencomp.tensor as T
+from gencomp.gradient import verify_grad
+from gencomp.tensor.signal.pool import max_pool_2d, pool_2d
+
+RNG = np.random.default_rng(0)
+XV, WV = RNG.standard_normal((2, 3, 7, 6)), RNG.standard_normal((4, 3, 3, 2))
+
+
+def loop_conv(x, w, pad, stride, flip):
+    w = w[:, :, ::-1, ::-1] if flip else w
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    fh, fw = w.shape[2:]
+    oh, ow = (xp.shape[2] - fh) // stride[0] + 1, (xp.shape[3] - fw) // stride[1] + 1
+    out = np.zeros((x.shape[0], w.shape[0], oh, ow))
+    for b, k, i, j in np.ndindex(out.shape):
+        r, c = i * stride[0], j * stride[1]
+        out[b, k, i, j] = (xp[b, :, r:r + fh, c:c + fw] * w[k]).sum()
+    return out
+
+
+@pytest.mark.parametrize("border_mode,pad", [("valid", (0, 0)), ("full", (2, 1)), ("half", (1, 1)), ((1, 2), (1, 2))])
+@pytest.mark.parametrize("subsample", [(1, 1), (2, 3)])
+def test_conv2d_forward_and_gradients(border_mode, pad, subsample):
+    x, w = T.tensor4("x"), T.tensor4("w")
+    for flip in (True, False):
+        f = gencomp.function([x, w], T.nnet.conv2d(x, w, border_mode=border_mode, subsample=subsample,
+                                                    filter_flip=flip))
+        np.testing.assert_allclose(f(XV, WV), loop_conv(XV, WV, pad, subsample, flip), rtol=1e-12, atol=1e-12)
+    verify_grad(lambda a, b: T.nnet.conv2d(a, b, border_mode=border_mode, subsample=subsample), [XV, WV],
+                rng=np.random.default_rng(1))
+
+
+def test_conv2d_errors():
+    x, w = T.tensor4("x"), T.tensor4("w")
+    f = gencomp.function([x, w], T.nnet.conv2d(x, w))
+    with pytest.raises(ValueError, match="channels"):
+        f(XV, WV[:, :2])
+    with pytest.raises(ValueError, match="larger than"):
+        f(XV[:, :, :2], WV)
+    with pytest.raises(TypeError, match="4-d"):
+        T.nnet.conv2d(T.dmatrix("m"), w)
+
+
+def loop_pool(x, ws, stride, pad, ignore_border, mode):
+    h, w = x.shape[-2] + 2 * pad[0], x.shape[-1] + 2 * pad[1]
+    if ignore_border:
+        oh, ow = (h - ws[0]) // stride[0] + 1, (w - ws[1]) // stride[1] + 1
+    else:
+        oh = -(-(h - ws[0]) // stride[0]) + 1 if h >= ws[0] else 1
+        ow = -(-(w - ws[1]) // stride[1]) + 1 if w >= ws[1] else 1
+    out = np.zeros((*x.shape[:-2], oh, ow))
+    for idx in np.ndindex(out.shape):
+        *lead, i, j = idx
+        r0, c0 = i * stride[0] - pad[0], j * stride[1] - pad[1]
+        rows = [r for r in range(r0, r0 + ws[0]) if 0 <= r < x.shape[-2]]
+        cols = [c for c in range(c0, c0 + ws[1]) if 0 <= c < x.shape[-1]]
+        window = x[tuple(lead)][np.ix_(rows, cols)]
+        if mode == "max":
+            out[idx] = window.max()
+        elif mode == "sum":
+            out[idx] = window.sum()
+        elif mode == "average_inc_pad":
+            out[idx] = window.sum() / (ws[0] * ws[1])
+        else:
+            out[idx] = window.mean()
+    return out
+
+
+CASES = [((2, 2), None, (0, 0), True), ((3, 2), None, (0, 0), False), ((3, 3), (2, 2), (1, 1), True),
+         ((2, 3), (1, 2), (0, 0), True), ((4, 4), None, (0, 0), False)]
+
+
+@pytest.mark.parametrize("mode", ["max", "sum", "average_inc_pad", "average_exc_pad"])
+@pytest.mark.parametrize("ws,stride,pad,ignore_border", CASES)
+def test_pool_2d_forward_and_gradients(mode, ws, stride, pad, ignore_border):
+    x = T.tensor4("x")
+    f = gencomp.function([x], pool_2d(x, ws=ws, ignore_border=ignore_border, stride=stride, pad=pad, mode=mode))
+    want = loop_pool(XV, ws, stride or ws, pad, ignore_border, mode)
+    np.testing.assert_allclose(f(XV), want, rtol=1e-12)
+    verify_grad(lambda a: pool_2d(a, ws=ws, ignore_border=ignore_border, stride=stride, pad=pad, mode=mode),
+                [XV], rng=np.random.default_rng(2))
+
+
+def test_max_pool_gradient_goes_to_the_maximum():
+    x = T.tensor4("x")
+    g = gencomp.function([x], T.grad(max_pool_2d(x, (2, 2), ignore_border=True).sum(), x))
+    xv = np.arange(16.0).reshape(1, 1, 4, 4)
+    want = np.zeros_like(xv)
+    want[0, 0, 1::2, 1::2] = 1
+    np.testing.assert_array_equal(g(xv), want)
+
+
+def test_lenet_style_training_step():
+    rng = np.random.default_rng(3)
+    xv = rng.standard_normal((8, 1, 8, 8))
+    yv = rng.integers(0, 3, 8)
+    w1 = gencomp.shared(rng.standard_normal((4, 1, 3, 3)) * 0.3, name="w1")
+    w2 = gencomp.shared(rng.standard_normal((4 * 3 * 3, 3)) * 0.3, name="w2")
+    x, y = T.tensor4("x"), T.lvector("y")
+    h = pool_2d(T.tanh(T.nnet.conv2d(x, w1)), ws=(2, 2), ignore_border=True)     # 8x8 -> 6x6 -> 3x3
+    p = T.nnet.softmax(T.dot(h.flatten(2), w2))
+    loss = T.nnet.categorical_crossentropy(p, y).mean()
+    train = gencomp.function([x, y], loss, updates=[(v, v - 0.2 * g) for v, g in zip((w1, w2), T.grad(loss, [w1, w2]))])
+    losses = [float(train(xv, yv)) for _ in range(30)]
+    assert losses[-1] < 0.5 * losses[0]
