@@ -220,3 +220,11 @@ def verify_grad(fun, pt, n_tests=2, rng=None, eps=None, abs_tol=None, rel_tol=No
             if np.any(err > tol + rtol * np.abs(n)):
                 raise GradientError(f"gradient of input {k} differs from finite differences: max abs "
                                     f"error {err.max():.3g}\nanalytic {a}\nnumeric {n}")
+
+
+def disconnected_grad(x):
+    """`x`, through which no gradient flows (theano.gradient.disconnected_grad)."""
+    return tm.disconnected_grad(x)
+
+
+zero_grad = disconnected_grad        # theano.gradient.zero_grad: same value, zero gradient

@@ -179,3 +179,29 @@ def test_eval_and_ported_function_arguments():
     assert (w + 1).sum().eval() == 2.0
     f = function([x], y, mode="FAST_RUN", profile=False)
     assert f(np.ones(4)) == 8.0
+
+
+def test_products_and_cumsum():
+    from gencomp.gradient import verify_grad, zero_grad
+
+    rng = np.random.default_rng(11)
+    a, b = T.tensor3("a"), T.tensor3("b")
+    av, bv = rng.standard_normal((2, 3, 4)), rng.standard_normal((2, 4, 5))
+    f = function([a, b], [T.batched_dot(a, b), T.tensordot(a, b[0], axes=1), T.tensordot(a, a, axes=[[0, 1], [0, 1]]),
+                          T.tensordot(a, a, axes=3)])
+    want = [np.matmul(av, bv), np.tensordot(av, bv[0], axes=1), np.tensordot(av, av, axes=[[0, 1], [0, 1]]),
+            np.tensordot(av, av, axes=3)]
+    for got, w in zip(f(av, bv), want):
+        assert got.shape == w.shape
+        np.testing.assert_allclose(got, w, rtol=1e-12)
+    verify_grad(lambda x, y: T.tensordot(x, y, axes=[[2], [1]]), [av, bv], rng=rng)
+    x = T.dmatrix("x")
+    xv = rng.standard_normal((3, 4))
+    g = function([x], [T.cumsum(x), T.cumsum(x, axis=-1), T.cumsum(T.cast(x > 0, "int32"), axis=0)])
+    for got, w in zip(g(xv), [np.cumsum(xv), np.cumsum(xv, axis=-1), np.cumsum((xv > 0).astype(np.int32), axis=0)]):
+        assert got.dtype == w.dtype
+        np.testing.assert_allclose(got, w, rtol=1e-12)
+    verify_grad(lambda m: T.cumsum(m, axis=0) ** 2, [xv], rng=rng)
+    verify_grad(lambda m: T.cumsum(m) ** 2, [xv], rng=rng)
+    gz = function([x], T.grad((zero_grad(x) * x).sum(), x))(xv)
+    np.testing.assert_allclose(gz, xv)

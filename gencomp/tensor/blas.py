@@ -168,3 +168,37 @@ def matmul(x, y):
     if x.ndim <= 2 and y.ndim <= 2:
         return Dot()(x, y) if x.ndim and y.ndim else Dot(True)(x, y)
     return Dot(True)(x, y)
+
+
+def batched_dot(x, y):
+    """Theano's batched_dot: the matrix products of matching entries of two stacks (matmul)."""
+    return matmul(x, y)
+
+
+def tensordot(a, b, axes=2):
+    """numpy.tensordot: sum over `axes` (an int: the last n of a with the first n of b; or two lists),
+    as one matrix product of the reshaped operands."""
+    from .math import dimshuffle
+    from .shape import reshape, shape_i
+
+    a, b = _as(a), _as(b)
+    if isinstance(axes, (int, np.integer)):
+        a_axes, b_axes = list(range(a.ndim - int(axes), a.ndim)), list(range(int(axes)))
+    else:
+        a_axes, b_axes = ([int(v) % nd for v in np.atleast_1d(ax)] for ax, nd in zip(axes, (a.ndim, b.ndim)))
+    if len(a_axes) != len(b_axes) or len(set(a_axes)) != len(a_axes) or len(set(b_axes)) != len(b_axes):
+        raise ValueError(f"tensordot: axes {a_axes} and {b_axes} do not pair up")
+    a_free = [d for d in range(a.ndim) if d not in a_axes]
+    b_free = [d for d in range(b.ndim) if d not in b_axes]
+
+    def size(var, dims):
+        n = _as(np.int64(1))
+        for d in dims:
+            n = n * shape_i(var, d)
+        return n
+
+    a2 = reshape(dimshuffle(a, a_free + a_axes), (size(a, a_free), size(a, a_axes)))
+    b2 = reshape(dimshuffle(b, b_axes + b_free), (size(b, b_axes), size(b, b_free)))
+    out_shape = [shape_i(a, d) for d in a_free] + [shape_i(b, d) for d in b_free]
+    product = dot(a2, b2)
+    return reshape(product, out_shape) if out_shape else reshape(product, ())

@@ -327,9 +327,9 @@ def disconnected_grad(x):
     return elemwise("stop_gradient", x)
 
 
-from .blas import dot, matmul  # noqa: E402,F401
-from .shape import (addbroadcast, alloc, arange, concatenate, flatten, patternbroadcast,  # noqa: E402,F401
-                    reshape, shape, unbroadcast)
+from .blas import batched_dot, dot, matmul, tensordot  # noqa: E402,F401
+from .shape import (addbroadcast, alloc, arange, concatenate, cumsum, flatten,  # noqa: E402,F401
+                    patternbroadcast, reshape, shape, unbroadcast)
 from .subtensor import getitem, inc_subtensor, set_subtensor  # noqa: E402,F401
 
 second = fill

@@ -327,3 +327,41 @@ def unbroadcast(x, *axes):
 def patternbroadcast(x, broadcastable):
     """`x` with the broadcastable pattern `broadcastable`."""
     return rebroadcast(x, broadcastable)
+
+
+class CumSum(Op):
+    """numpy.cumsum along `axis` (None: of the flattened array)."""
+
+    def __init__(self, axis):
+        self.axis = None if axis is None else int(axis)
+
+    def signature(self):
+        return f"CumSum{{axis={self.axis}}}"
+
+    def __reduce__(self):
+        return CumSum, (self.axis,)
+
+    def make_node(self, x):
+        x = _as(x)
+        if self.axis is not None and not 0 <= self.axis < max(x.ndim, 1):
+            raise ValueError(f"cumsum: axis {self.axis} out of range for a {x.ndim}-d tensor")
+        dtype = np.cumsum(np.zeros(1, x.dtype)).dtype.name
+        bcast = (False,) if self.axis is None else tuple(x.broadcastable)
+        return Apply(self, [x], [TensorType(dtype, bcast)])
+
+    def perform(self, node, inputs):
+        return [np.cumsum(inputs[0], axis=self.axis).astype(node.outputs[0].dtype, copy=False)]
+
+    def grad(self, inputs, output_grads, outputs):
+        (x,), (g,) = inputs, output_grads
+        if self.axis is None:        # the flattened cumsum: reverse it, then reshape to x
+            flipped = g[::-1]
+            return [reshape_like(CumSum(0)(flipped)[::-1], x)]
+        index = tuple(slice(None, None, -1) if d == self.axis else slice(None) for d in range(x.ndim))
+        return [CumSum(self.axis)(g[index])[index]]
+
+
+def cumsum(x, axis=None):
+    """Cumulative sum (Theano's extra_ops.cumsum); negative axes count from the end."""
+    x = _as(x)
+    return CumSum(None if axis is None else int(axis) % max(x.ndim, 1))(x)
