@@ -302,3 +302,56 @@ def test_momentum_and_cross_updates_match_the_reference():
     np.testing.assert_allclose(got[0], want[0], rtol=1e-12)
     for g, wv in zip(got[1], want[1]):
         np.testing.assert_allclose(g, wv, rtol=1e-12, atol=1e-15)
+
+
+# ---- 5. property: random update sets (in-place candidates everywhere) against the reference --------
+
+def _expression(draw, leaves, depth):
+    from hypothesis import strategies as st
+
+    if depth == 0 or draw(st.integers(0, 3)) == 0:
+        return draw(st.sampled_from(leaves))
+    kind = draw(st.sampled_from(["add", "sub", "mul", "scale", "dot", "T", "flip", "tanh", "gemm"]))
+    a = _expression(draw, leaves, depth - 1)
+    if kind in ("add", "sub", "mul", "dot", "gemm"):
+        b = _expression(draw, leaves, depth - 1)
+        if kind == "gemm":
+            return a - 0.25 * T.dot(b, draw(st.sampled_from(leaves)))
+        return {"add": a + b, "sub": a - b, "mul": a * b, "dot": T.dot(a, b) * 0.5}[kind]
+    return {"scale": a * 1.5 - 0.5, "T": a.T, "flip": a[::-1], "tanh": T.tanh(a)}[kind]
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_random_updates_match_the_reference(data):
+    """Updates and outputs built at random from the shared variables themselves (their transposes,
+    flips, products, gemm forms): whatever the plan writes in place, every value after three calls
+    equals the reference evaluator's."""
+    n = 3
+    init = [np.random.default_rng(k).standard_normal((n, n)) * 0.5 for k in range(3)]
+    results = {}
+    for device in ("cpu", "py"):
+        shared_vars = [shared(v.copy(), name=f"s{k}") for k, v in enumerate(init)]
+        x = T.dmatrix("x")
+        leaves = [*shared_vars, x]
+        draw = data.draw if device == "cpu" else None
+        if device == "cpu":
+            picks = [k for k in range(3) if data.draw(st.booleans(), label=f"update s{k}")]
+            exprs = [_expression(draw, leaves, 3) for _ in picks]
+            outs = [_expression(draw, leaves, 2) for _ in range(data.draw(st.integers(0, 2), label="outputs"))]
+            built = (picks, exprs, outs, leaves)
+        else:                                # the same expressions, rebuilt over fresh variables
+            picks, exprs, outs, old_leaves = built
+            exprs, outs = [gencomp.graph.clone_replace(e, dict(zip(old_leaves, leaves))) if e is not None else e
+                           for e in (exprs, outs)]
+        f = function([x], outs, updates=[(shared_vars[k], e) for k, e in zip(picks, exprs)], device=device,
+                     on_unused_input="ignore")
+        xv = np.arange(n * n, dtype=float).reshape(n, n) / 10
+        got = [f(xv) for _ in range(3)]
+        results[device] = (got, [v.get_value() for v in shared_vars])
+    (cpu_outs, cpu_state), (ref_outs, ref_state) = results["cpu"], results["py"]
+    for a, b in zip(cpu_state, ref_state):
+        np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
+    for call_a, call_b in zip(cpu_outs, ref_outs):
+        for a, b in zip(call_a, call_b):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-9)
