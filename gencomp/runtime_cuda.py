@@ -20,7 +20,8 @@ import math
 import numpy as np
 
 from .codegen.c import _accumulator
-from .codegen.cuda import BLOCK, GEMM, UNROLL, gemm_name, gpu_indexing, gpu_product, indexing_name
+from .codegen.cuda import (BLOCK, GEMM, UNROLL, copy_name, gemm_name, gpu_indexing, gpu_join, gpu_product,
+                           indexing_name)
 from .codegen.lower import HostStep, ShapeError
 from .runtime import CRunner, _KernelCall, _shape_function
 from .tensor.blas import Dot, Gemm, check_accumulator
@@ -395,6 +396,42 @@ class _Indexing:
         return 0
 
 
+class _Join:
+    """concatenate on the GPU: each input copied (strided) into its slice of the result."""
+
+    def __init__(self, step, args, module, dtype, ndim):
+        self.step, self.node, self.dtype = step, step.node, np.dtype(dtype)
+        self.fn = module.get_function(copy_name(dtype, ndim)).prepare("PP" + "qqq" * ndim)
+
+    def run(self, vals, sm_count) -> int:
+        parts = [vals[i] for i in self.step.inputs]
+        axis = self.node.op.axis
+        shapes = [p.shape for p in parts]
+        if any(len(s) != len(shapes[0]) or any(a != b for d, (a, b) in enumerate(zip(s, shapes[0])) if d != axis)
+               for s in shapes):
+            return self._host(vals)              # numpy explains the mismatch
+        total = list(shapes[0])
+        total[axis] = sum(s[axis] for s in shapes)
+        out = DeviceArray(total, self.dtype)
+        start = 0
+        for part in parts:
+            part = _device(np.asarray(part, dtype=self.dtype) if type(part) is not DeviceArray else part)
+            n = part.shape[axis]
+            target = _sliced(out, (slice(None),) * axis + (slice(start, start + n),))
+            start += n
+            size = math.prod(part.shape)
+            if size:
+                dims = [v for d in range(len(total)) for v in (part.shape[d], part.strides[d], target.strides[d])]
+                self.fn.prepared_call((elementwise_grid(size, sm_count), 1), (BLOCK, 1, 1), part.ptr, target.ptr,
+                                      *dims)
+        vals[self.step.outputs[0]] = out
+        return 0
+
+    def _host(self, vals):
+        vals[self.step.outputs[0]] = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])[0]
+        return 0
+
+
 class _View:
     """A DimShuffle, basic indexing (ints, slices) or a reshape of a contiguous array, applied to a GPU
     array as a view: no copy, no trip to the host."""
@@ -476,6 +513,8 @@ class CudaRunner:
                     steps.append(_Product(step, self.args, module))
                 elif indexing:
                     steps.append(_Indexing(step, position, self.args, module, *indexing))
+                elif gpu_join(step, self.args):
+                    steps.append(_Join(step, self.args, module, *gpu_join(step, self.args)))
                 elif isinstance(step.node.op, (DimShuffle, Reshape)) or type(step.node.op) is Subtensor:
                     steps.append(_View(step))
                 else:

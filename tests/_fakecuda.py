@@ -55,6 +55,11 @@ class FakeFunction:
             return _gemm(self.name.removeprefix("gc_gemm_"), *args)
         if self.name.startswith(("gc_take_", "gc_add_")):
             return _indexing(*self.name.split("_")[1:3], args)
+        if self.name.startswith("gc_copy_"):
+            dtype = self.name.split("_")[2]
+            shape, src_strides, dst_strides = args[2::3], args[3::3], args[4::3]
+            _strided(args[1], shape, dst_strides, dtype)[...] = _strided(args[0], shape, src_strides, dtype)
+            return
         base = self.name.removesuffix("_finish").removesuffix("_serial")
         if self.name.endswith("_finish"):
             return                           # the block kernel replay below already wrote the result

@@ -607,3 +607,21 @@ def test_integer_array_indexing_on_the_gpu(env, dtype):
         f(xv, yv, iv, np.array([0, 1, 5, 0, 0], dtype=np.int32))
     empty = [xv, yv[:0], iv[:0], jv[:0]]
     _compare(f(*empty), _reference([x, y, i, j], outs, empty))
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_concatenate_on_the_gpu(env, dtype, monkeypatch):
+    """concatenate/stack copy each (possibly strided) input into its slice of the result on the GPU."""
+    x, y = T.matrix("x", dtype=dtype), T.matrix("y", dtype=dtype)
+    ex = T.exp(x)
+    outs = [T.concatenate([ex, ex.T[:, :2] * 2], axis=0), T.concatenate([ex, y], axis=1) + 1,
+            T.stack([ex[0], ex[1]]), T.concatenate([ex[::-1], ex], axis=0).sum(axis=0)]
+    f = env.function([x, y], outs)
+    rng = np.random.default_rng(12)
+    xv, yv = rng.uniform(-1, 1, (2, 2)).astype(dtype), rng.uniform(-1, 1, (2, 3)).astype(dtype)
+    f(xv, yv)
+    downloads = _count_copies(monkeypatch, "memcpy_dtoh")
+    _compare(f(xv, yv), _reference([x, y], outs, [xv, yv]))
+    assert len(downloads) == len(outs)                    # nothing came back to the host midway
+    with pytest.raises(ValueError, match="concatenate"):
+        f(xv, yv[:1])

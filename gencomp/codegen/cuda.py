@@ -168,6 +168,22 @@ def indexing_name(kind: str, dtype: str, position: int) -> str:
     return f"gc_{kind}_{dtype}_{position}"
 
 
+def gpu_join(step, args) -> tuple | None:
+    """(dtype, ndim) when a concatenation runs on the GPU (strided copies into the result), else None."""
+    from ..tensor.shape import Join
+
+    if not isinstance(step.node.op, Join):
+        return None
+    out = args[step.outputs[0]]
+    if dtypes.is_complex(out.dtype) or not out.broadcastable:
+        return None
+    return out.dtype, len(out.broadcastable)
+
+
+def copy_name(dtype: str, ndim: int) -> str:
+    return f"gc_copy_{dtype}_{ndim}"
+
+
 def gemm_name(dtype: str) -> str:
     return f"gc_gemm_{dtype}"
 
@@ -214,6 +230,13 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> CudaMod
             params += ["void *out_raw"] if kind == "take" else \
                 ["const void *y_raw", "int64_t ys_row", *(f"int64_t ys{d}" for d in range(trailing))]
             decls += _declarations([(name, params)])
+    for dtype, ndim in sorted({j for s in plan.steps if isinstance(s, HostStep) for j in [gpu_join(s, plan.args)] if j}):
+        name = copy_name(dtype, ndim)
+        texts.append(render("cuda/copy.cu.j2", g=dict(name=name, ctype=dtypes.ctype(dtype), ndim=ndim,
+                                                      block=BLOCK)).rstrip("\n"))
+        decls += _declarations([(name, ["const void *src_raw", "void *dst_raw",
+                                        *(p for d in range(ndim) for p in (f"int64_t n{d}", f"int64_t ss{d}",
+                                                                           f"int64_t ds{d}"))])])
     for dtype in sorted({d for s in plan.steps if isinstance(s, HostStep) for d in [gpu_product(s, plan.args)] if d}):
         ctype = dtypes.ctype(dtype)
         texts.append(render("cuda/gemm.cu.j2", g=dict(GEMM, name=gemm_name(dtype), ctype=ctype,
