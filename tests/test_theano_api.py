@@ -205,3 +205,17 @@ def test_products_and_cumsum():
     verify_grad(lambda m: T.cumsum(m) ** 2, [xv], rng=rng)
     gz = function([x], T.grad((zero_grad(x) * x).sum(), x))(xv)
     np.testing.assert_allclose(gz, xv)
+
+
+def test_more_activations():
+    x = T.dvector("x")
+    xv = np.array([-30.0, -1.0, -1e-9, 0.0, 0.5, 3.0])
+    elu, selu, softsign = function([x], [T.nnet.elu(x, 0.7), T.nnet.selu(x), T.nnet.softsign(x)])(xv)
+    np.testing.assert_allclose(elu, np.where(xv > 0, xv, 0.7 * np.expm1(xv)), rtol=1e-15)
+    np.testing.assert_allclose(selu, 1.0507009873554805 * np.where(xv > 0, xv, 1.6732632423543772 * np.expm1(xv)),
+                               rtol=1e-15)
+    np.testing.assert_allclose(softsign, xv / (1 + abs(xv)), rtol=1e-15)
+    from gencomp.gradient import verify_grad
+
+    verify_grad(lambda a: T.nnet.elu(a) + T.nnet.softsign(a), [np.array([-1.5, -0.3, 0.4, 2.0])],
+                rng=np.random.default_rng(0))

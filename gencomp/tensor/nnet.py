@@ -137,3 +137,22 @@ def ultra_fast_sigmoid(x):
 
 
 from .conv import conv2d  # noqa: E402,F401  (theano.tensor.nnet.conv2d)
+
+
+def elu(x, alpha=1.0):
+    """x where x > 0, else alpha * (exp(x) - 1) (Theano's nnet.elu)."""
+    from .math import expm1, switch
+
+    x = as_tensor_variable(x)
+    return switch(x > 0, x, alpha * expm1(x))
+
+
+def selu(x):
+    """Scaled ELU with the self-normalizing constants (Theano's nnet.selu)."""
+    return 1.0507009873554805 * elu(x, 1.6732632423543772)
+
+
+def softsign(x):
+    """x / (1 + |x|) (Theano's nnet.softsign)."""
+    x = as_tensor_variable(x)
+    return x / (1 + abs(x))
