@@ -277,6 +277,14 @@ class _Launch:
         return 0
 
 
+def _on_host(step, vals) -> int:
+    """Run a host step's numpy implementation on host copies of its inputs (the GPU steps' fallback)."""
+    results = step.node.op.perform(step.node, [_host(vals[i]) for i in step.inputs])
+    for index, result in zip(step.outputs, results):
+        vals[index] = result
+    return 0
+
+
 def _as_matrix(a: DeviceArray, vector_as: str) -> tuple:
     """(rows, columns, row stride, column stride) of a matrix, or of a vector seen as one row or column."""
     if len(a.shape) == 2:
@@ -339,18 +347,13 @@ class _Indexing:
         fmt = "P" + "qq" * trailing + "Pq" + ("P" if kind == "take" else "Pq" + "q" * trailing)
         self.fn = module.get_function(indexing_name(kind, dtype, position)).prepare(fmt)
 
-    def _host_path(self, vals):
-        results = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])
-        vals[self.step.outputs[0]] = results[0]
-        return 0
-
     def run(self, vals, sm_count) -> int:
         first = 1 if self.kind == "take" else 2
         x = vals[self.step.inputs[0]]
         index = [np.asarray(_host(vals[i])) for i in self.step.inputs[first:]]
         rows = max(len(i) for i in index)
         if any(len(i) not in (1, rows) for i in index):
-            return self._host_path(vals)
+            return _on_host(self.step, vals)
         x = _device(x) if self.kind == "take" or type(x) is not np.ndarray else x
         shape = x.shape
         for d, ix in enumerate(index):
@@ -375,7 +378,7 @@ class _Indexing:
             target = (rows, *trailing)
             if len(y.shape) > len(target) or any(n not in (1, t) for n, t in
                                                  zip(y.shape[::-1], target[::-1])):
-                return self._host_path(vals)
+                return _on_host(self.step, vals)
             y = _device(y)
             pad = len(target) - len(y.shape)
             y_strides = [0] * pad + [0 if n == 1 else st for n, st in zip(y.shape, y.strides)]
@@ -409,7 +412,7 @@ class _Join:
         shapes = [p.shape for p in parts]
         if any(len(s) != len(shapes[0]) or any(a != b for d, (a, b) in enumerate(zip(s, shapes[0])) if d != axis)
                for s in shapes):
-            return self._host(vals)              # numpy explains the mismatch
+            return _on_host(self.step, vals)     # numpy explains the mismatch
         total = list(shapes[0])
         total[axis] = sum(s[axis] for s in shapes)
         out = DeviceArray(total, self.dtype)
@@ -427,10 +430,6 @@ class _Join:
         vals[self.step.outputs[0]] = out
         return 0
 
-    def _host(self, vals):
-        vals[self.step.outputs[0]] = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])[0]
-        return 0
-
 
 class _View:
     """A DimShuffle, basic indexing (ints, slices) or a reshape of a contiguous array, applied to a GPU
@@ -442,8 +441,8 @@ class _View:
     def run(self, vals, sm_count) -> int:
         x = vals[self.step.inputs[0]]
         if type(x) is not DeviceArray:
-            result = self.node.op.perform(self.node, [_host(vals[i]) for i in self.step.inputs])[0]
-        elif type(self.node.op) is Subtensor:
+            return _on_host(self.step, vals)
+        if type(self.node.op) is Subtensor:
             result = _sliced(x, numpy_index(self.node.op.spec, [_host(vals[i]) for i in self.step.inputs[1:]]))
         elif isinstance(self.node.op, DimShuffle):
             order = self.node.op.new_order
@@ -456,9 +455,8 @@ class _View:
                 target[target.index(-1)] = math.prod(x.shape) // known
             if not x.contiguous or math.prod(target) != math.prod(x.shape) or min(target, default=0) < 0 \
                     or len(target) != self.node.outputs[0].ndim:        # numpy decides (and explains)
-                result = self.node.op.perform(self.node, [_host(x), np.asarray(target)])[0]
-            else:
-                result = x.view(target, _compact_strides(target, x.dtype.itemsize))
+                return _on_host(self.step, vals)
+            result = x.view(target, _compact_strides(target, x.dtype.itemsize))
         vals[self.step.outputs[0]] = result
         return 0
 
@@ -538,9 +536,7 @@ class CudaRunner:
                 drv.memset_d32(self.error_word.ptr, 0, 1)
             for step in self.steps:
                 if type(step) is HostStep:
-                    results = step.node.op.perform(step.node, [_host(vals[i]) for i in step.inputs])
-                    for index, result in zip(step.outputs, results):
-                        vals[index] = result
+                    _on_host(step, vals)
                 else:
                     code = step.run(vals, _STATE["sm_count"])
                     if code:

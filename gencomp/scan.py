@@ -55,11 +55,12 @@ class Scan(Op):
 
     def _step(self):
         if self._compiled is None:
+            from .config import config
             from .function import function
 
-            with_device = {} if _device() != "cuda" else {"device": "cpu"}   # the loop runs on the host
+            device = "cpu" if config.device == "cuda" else None     # the loop runs on the host
             self._compiled = function(self.inner_inputs, self.inner_outputs, on_unused_input="ignore",
-                                      **with_device)
+                                      device=device)
         return self._compiled
 
     def perform(self, node, inputs):
@@ -93,12 +94,6 @@ class Scan(Op):
 
     def grad(self, inputs, output_grads, outputs):
         return _scan_grad(self, inputs, output_grads, outputs)
-
-
-def _device():
-    from .config import config
-
-    return config.device
 
 
 def _as_list(x):

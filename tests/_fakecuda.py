@@ -19,6 +19,8 @@ from pathlib import Path
 
 import numpy as np
 
+from gencomp.runtime_cuda import _compact_strides
+
 
 class FakeAlloc:
     def __init__(self, nbytes):
@@ -101,7 +103,8 @@ def _indexing(kind, dtype, args):
     shape, strides = dims[0::2], dims[1::2]
     offs = _strided(offsets, (rows,), (8,), np.int64).copy()
     if kind == "take":
-        out = _strided(args[3 + 2 * q], (rows, *shape), _compact(rows, shape, dtype), dtype)
+        out = _strided(args[3 + 2 * q], (rows, *shape), _compact_strides((rows, *shape), np.dtype(dtype).itemsize),
+                       dtype)
         for j in range(rows):
             out[j] = _strided(x + int(offs[j]), shape, strides, dtype)
         return
@@ -109,14 +112,6 @@ def _indexing(kind, dtype, args):
     for j in range(rows):
         target = _strided(x + int(offs[j]), shape, strides, dtype)
         target += y[j]
-
-
-def _compact(rows, shape, dtype):
-    strides, step = [], np.dtype(dtype).itemsize
-    for n in reversed((rows, *shape)):
-        strides.append(step)
-        step *= max(n, 1)
-    return tuple(reversed(strides))
 
 
 class FakeModule:

@@ -198,9 +198,9 @@ class Pool2D(Op):
 
     def perform(self, node, inputs):
         (x,) = inputs
-        fill = -np.inf if self.mode == "max" and x.dtype.kind == "f" else 0
-        if self.mode == "max" and x.dtype.kind != "f":
-            fill = np.iinfo(x.dtype).min if x.dtype.kind in "iu" else False
+        fill = 0                                        # what padding adds to a window
+        if self.mode == "max":
+            fill = -np.inf if x.dtype.kind == "f" else np.iinfo(x.dtype).min if x.dtype.kind in "iu" else False
         ext, valid, oh, ow = self._extended(x, fill)
         lead = x.shape[:-2]
         if oh == 0 or ow == 0:

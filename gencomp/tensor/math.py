@@ -224,8 +224,8 @@ square = sqr
 
 def inv(x):
     """1 / x (Theano's T.inv)."""
-    return true_div(np.ones((), dtype=as_tensor_variable(x).dtype if dtypes.is_float(as_tensor_variable(x).dtype)
-                            else "float64"), x)
+    x = as_tensor_variable(x)
+    return true_div(np.ones((), dtype=x.dtype if dtypes.is_float(x.dtype) else "float64"), x)
 
 
 reciprocal = inv
