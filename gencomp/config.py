@@ -36,6 +36,27 @@ class ConfigSnapshot:
     cflags: str
     openmp: bool
     optimizer: str
+    threads: int
+
+
+def _parse_threads(value) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError(f"config.threads must be a positive integer, got {value!r}")
+    try:
+        threads = int(value)
+    except ValueError:
+        raise ValueError(f"config.threads must be a positive integer, got {value!r}") from None
+    if threads < 1:
+        raise ValueError(f"config.threads must be a positive integer, got {value!r}")
+    return threads
+
+
+def default_threads() -> int:
+    """The cores this process may run on (its CPU affinity), as OpenMP itself counts them."""
+    try:
+        return len(os.sched_getaffinity(0)) or 1
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
 
 
 def _parse_bool(name: str, value) -> bool:
@@ -80,6 +101,7 @@ class Config:
         self.cc = "cc"
         self.cflags = _DEFAULT_CFLAGS
         self.openmp = True         # used only when the compiler supports it
+        self.threads = default_threads()   # the most threads one loop uses (see threads.h.j2)
         self.optimizer = "fast_run"
         self._values["cache_dir"] = None        # resolved lazily: the default may need platformdirs
         for item in filter(None, (s.strip() for s in environ.get("GENCOMP_FLAGS", "").split(","))):
@@ -97,6 +119,8 @@ class Config:
             raise ValueError(f"config.{name} must be one of {_CHOICES[name]}, got {value!r}")
         if name == "openmp":
             value = _parse_bool(name, value)
+        elif name == "threads":
+            value = _parse_threads(value)
         elif name == "cache_dir" and value is not None:
             value = os.path.abspath(os.path.expanduser(os.fspath(value)))
         elif not isinstance(value, str):

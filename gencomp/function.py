@@ -203,6 +203,9 @@ class Function:
         entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, flat_lines(self.fgraph))
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
+        set_threads = getattr(lib, "gc_set_threads", None)     # only in modules built with OpenMP
+        if set_threads is not None:
+            set_threads(snapshot.threads, 1)
         return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"], self._borrowed)
 
     def _inplace_updates(self) -> dict:

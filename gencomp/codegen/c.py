@@ -195,15 +195,18 @@ class _Context:
 
 
 PARALLEL_MIN = 32768      # elements: below this, starting threads costs more than it saves
+CHUNK = 16384             # elements per scheduled chunk of a threaded loop (a multiple of 64)
+BLOCK, MAX_BLOCKS = 16384, 64    # partial results of a flat reduction (see reduce.c.j2)
 
 
-def _pragmas(parallel: bool, extent: str) -> tuple:
-    """(flat-loop pragma, outer-loop pragma): threads above PARALLEL_MIN when OpenMP is on, SIMD always."""
+def _pragmas(parallel: bool, outer_extent: str) -> tuple:
+    """(flat-loop pragma, outer-loop pragma): the team that gc_team chose (threads.h.j2), SIMD always."""
     if not parallel:
         return "#pragma omp simd", ""
-    cond = f"if (parallel: {extent} >= {PARALLEL_MIN})"     # `parallel:` keeps simd below it
-    return (f"#pragma omp parallel for simd schedule(static) {cond}",
-            f"#pragma omp parallel for schedule(static) {cond}")
+    return ("#pragma omp parallel for simd schedule(dynamic, GC_CHUNK) num_threads(threads) "
+            "if (parallel: threads > 1)",       # `parallel:` keeps simd on one thread
+            f"#pragma omp parallel for schedule(dynamic, gc_chunk_rows({outer_extent}, n)) "
+            "num_threads(threads) if (threads > 1)")
 
 
 def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
@@ -224,13 +227,15 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
     result = ctx.common(first.cname + "_n{d}")
     outs = ", ".join(args[i].label for i, _ in kernel.stores)
     offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in range(d + 1, nd)])}" for d in range(nd))
-    flat_pragma, outer_pragma = _pragmas(parallel and not result["error_code"], result["extent"])
+    threaded = parallel and not result["error_code"]
+    flat_pragma, outer_pragma = _pragmas(threaded, f"n{result['order'][0]}" if nd else "1")
     inner_pragma = "#pragma omp simd" if nd > 1 else ""
     if result["error_code"]:          # the error flag is written from the loop: no simd, no threads
         flat_pragma = inner_pragma = ""
     result.update(comment=comment_text(f"elementwise loop computing {outs}"), stores_flat=stores_flat,
                   stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0",
-                  flat_pragma=flat_pragma, outer_pragma=outer_pragma, inner_pragma=inner_pragma)
+                  flat_pragma=flat_pragma, outer_pragma=outer_pragma, inner_pragma=inner_pragma,
+                  tune=f"gc_tune_{kernel.name}" if threaded and nd else "")
     return result
 
 
@@ -305,9 +310,10 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name,
         identity=_IDENTITY[row.identity](acc_dtype),
         combine_flat=combine.format(acc="s", x=val), simd_pragma=_simd_reduction(combine, kind, result),
-        combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[t]"),
+        combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[b]"), block=BLOCK, max_blocks=MAX_BLOCKS,
         combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
-        parallel=parallel and not result["error_code"], parallel_min=PARALLEL_MIN,
+        tune=f"gc_tune_{kernel.name}" if parallel and not result["error_code"] and not kept
+        and kernel.ndim > 0 else "",
         empty_code=len(errors) if row.nonempty else 0, mean=row.mean, workspace=workspace,
         flat=len(kept) == 0 and kernel.ndim > 0, finish=finish,
         inner_pragma="#pragma omp simd" if result["order"] and result["order"][-1] in kept
@@ -357,6 +363,9 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
             text = render("c/argreduce.c.j2", k=ctx)
         kernels.append(text.rstrip("\n"))
         decls.append(f"int {ctx['name']}({', '.join(ctx['params'])});")
+    if parallel:
+        decls.append("void gc_set_threads(int threads, int adaptive);")
     source = render("c/module.c.j2", key12=key[:12], name=comment_text(name), openmp=parallel,
+                    parallel_min=PARALLEL_MIN, chunk=CHUNK,
                     graph_lines=[comment_text(line) for line in graph_lines], kernels=kernels)
     return source, "\n".join(decls), errors, [k.name for k in plan.kernels]

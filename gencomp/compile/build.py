@@ -54,6 +54,8 @@ def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
             _build_entry, plan=plan, snapshot=snapshot, key=key, name=name, graph_text=graph_text))
     else:
         cache.touch(entry)
+    if snapshot.openmp and cc.supports_openmp(snapshot.cc):
+        cc.load_openmp_runtime()
     ffi, lib = cc.load_library(entry.file("ffi"), entry.file("module"))
     _LOADED[(str(root), key)] = (entry, ffi, lib)
     return entry, ffi, lib, hit

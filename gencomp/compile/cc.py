@@ -94,6 +94,49 @@ def write_ffi_module(cdef: str, path: Path) -> None:
     make_py_source(builder, "_gencomp_ffi", str(path))  # quiet form of emit_python_code
 
 
+# OpenMP's threads spin for a while after each loop, waiting for the next one (libgomp: up to
+# ~300000 turns); they then take the cores from numpy's BLAS threads, which run between
+# gencomp's loops, and a step of a small MLP takes 10x longer (issue 9). gencomp's loops
+# decide by measurement whether threads pay (templates/c/threads.h.j2), so threads that
+# sleep at once (`passive`) cost a wake-up that is counted in that measurement.
+WAIT_POLICY = "passive"
+_OPENMP_STATE: list = []          # [what was done] once libgomp is loaded
+
+
+def load_openmp_runtime() -> str:
+    """Load the OpenMP runtime before the first module that uses it, with OMP_WAIT_POLICY=passive
+    unless the user set OMP_WAIT_POLICY or GOMP_SPINCOUNT (or libgomp is loaded already: then
+    it keeps what it read). The variable is removed again once libgomp has read it, so neither
+    child processes nor other libraries see it. Returns a line that says which policy applies."""
+    if _OPENMP_STATE:
+        return _OPENMP_STATE[0]
+    import ctypes
+
+    if any(key in os.environ for key in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT")):
+        state = "the user's OMP_WAIT_POLICY / GOMP_SPINCOUNT"
+    elif _library_mapped("libgomp"):
+        state = "libgomp's own default (another library loaded it first)"
+    else:
+        os.environ["OMP_WAIT_POLICY"] = WAIT_POLICY
+        try:
+            ctypes.CDLL("libgomp.so.1")
+            state = f"OMP_WAIT_POLICY={WAIT_POLICY} (set by gencomp)"
+        except OSError:               # not the GNU runtime: the module brings its own
+            state = "the OpenMP runtime's default"
+        finally:
+            del os.environ["OMP_WAIT_POLICY"]
+    _OPENMP_STATE.append(state)
+    return state
+
+
+def _library_mapped(name: str) -> bool:
+    try:
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            return any(name in line for line in maps)
+    except OSError:
+        return False
+
+
 def load_library(ffi_module: Path, library: Path):
     """(ffi, lib) from an entry's declaration module and shared library.
 
