@@ -199,14 +199,11 @@ CHUNK = 16384             # elements per scheduled chunk of a threaded loop (a m
 BLOCK, MAX_BLOCKS = 16384, 64    # partial results of a flat reduction (see reduce.c.j2)
 
 
-def _pragmas(parallel: bool, outer_extent: str) -> tuple:
-    """(flat-loop pragma, outer-loop pragma): the team that gc_team chose (threads.h.j2), SIMD always."""
-    if not parallel:
-        return "#pragma omp simd", ""
-    return ("#pragma omp parallel for simd schedule(dynamic, GC_CHUNK) num_threads(threads) "
-            "if (parallel: threads > 1)",       # `parallel:` keeps simd on one thread
+def _team_pragmas(outer_extent: str) -> tuple:
+    """(flat-loop pragma, outer-loop pragma) of a loop run by the team that gc_team chose (threads.h.j2)."""
+    return ("#pragma omp parallel for simd schedule(dynamic, GC_CHUNK) num_threads(threads)",
             f"#pragma omp parallel for schedule(dynamic, gc_chunk_rows({outer_extent}, n)) "
-            "num_threads(threads) if (threads > 1)")
+            "num_threads(threads)")
 
 
 def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
@@ -228,13 +225,14 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
     outs = ", ".join(args[i].label for i, _ in kernel.stores)
     offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in range(d + 1, nd)])}" for d in range(nd))
     threaded = parallel and not result["error_code"]
-    flat_pragma, outer_pragma = _pragmas(threaded, f"n{result['order'][0]}" if nd else "1")
-    inner_pragma = "#pragma omp simd" if nd > 1 else ""
+    team_flat, team_outer = _team_pragmas(f"n{result['order'][0]}" if nd else "1")
+    flat_pragma, inner_pragma = "#pragma omp simd", "#pragma omp simd" if nd > 1 else ""
     if result["error_code"]:          # the error flag is written from the loop: no simd, no threads
         flat_pragma = inner_pragma = ""
     result.update(comment=comment_text(f"elementwise loop computing {outs}"), stores_flat=stores_flat,
                   stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0",
-                  flat_pragma=flat_pragma, outer_pragma=outer_pragma, inner_pragma=inner_pragma,
+                  flat_pragma=flat_pragma, inner_pragma=inner_pragma, team_flat_pragma=team_flat,
+                  team_outer_pragma=team_outer,
                   tune=f"gc_tune_{kernel.name}" if threaded and nd else "")
     return result
 
