@@ -91,6 +91,7 @@ def gemm_for(dtype: str) -> Gemm | None:
             fn.restype = None
             gemm = Gemm(fn, dtype)
             gemm.lib = lib                  # keeps the library open
+            gemm.template, gemm.ilp64 = template, integer is ctypes.c_int64
             if _works(gemm):
                 return gemm
     return None
@@ -103,3 +104,23 @@ def _works(gemm: Gemm) -> bool:
     out = np.ones((2, 4), dtype=gemm.dtype)
     gemm(out, 2.0, a, b.T.copy().T, 3.0)
     return bool(np.array_equal(out, 2 * (a @ b) + 3))
+
+
+ROUTINES = ("sgemm", "dgemm", "sgemv", "dgemv", "sdot", "ddot")
+
+
+@functools.lru_cache(maxsize=None)
+def routine_addresses() -> tuple | None:
+    """(addresses of the CBLAS routines named in ROUTINES, 1 if their integers are 64-bit else 0)
+    from the library whose gemm works, for compiled entry points to call; None without a CBLAS."""
+    gemms = [gemm_for("float32"), gemm_for("float64")]
+    if None in gemms or gemms[0].lib._name != gemms[1].lib._name or gemms[0].template != gemms[1].template:
+        return None
+    lib, template = gemms[0].lib, gemms[0].template
+    addresses = []
+    for name in ROUTINES:
+        fn = getattr(lib, template.replace("{t}gemm", name), None)
+        if fn is None:
+            return None
+        addresses.append(ctypes.cast(fn, ctypes.c_void_p).value)
+    return tuple(addresses), int(gemms[0].ilp64)

@@ -206,7 +206,8 @@ class Function:
         set_threads = getattr(lib, "gc_set_threads", None)     # only in modules built with OpenMP
         if set_threads is not None:
             set_threads(snapshot.threads, 1)
-        return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["kernels"], self._borrowed)
+        return CRunner(plan, ffi, lib, entry.meta["errors"], entry.meta["entry_points"],
+                       self._borrowed)
 
     def _inplace_updates(self) -> dict:
         """{output position: input position} of the updates that replace a shared variable the

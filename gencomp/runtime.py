@@ -1,11 +1,11 @@
-"""Calling a compiled module: run a Plan's steps on numpy arrays (C kernels through cffi, host ops in numpy)."""
+"""Calling a compiled module: its entry points through cffi, one call per C segment, host ops in numpy."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from .codegen.lower import HostStep, ShapeError
-from .tensor.blas import Gemm, check_accumulator
+from .codegen.entry import NodeCheck, plan_entry
+from .codegen.lower import ShapeError
 
 
 def _shape_function(sources):
@@ -31,135 +31,170 @@ class _KernelCall:
 _POINTER_ERRORS = (ValueError, TypeError, BufferError)
 
 
-def _kernel_step(kernel, args, fn, env, reusable):
-    """A Python function running one C kernel on `vals`, the arrays of the call.
+def _shape_text(dims) -> str:
+    parts = [f"vals[{d[1]}].shape[{d[2]}]" if isinstance(d, tuple) else str(d) for d in dims]
+    return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
+
+
+def _segment_step(seg, plan, entry, fn, env, reusable, inplace):
+    """A Python function calling one C entry point: the arrays Python holds, the outputs it allocates.
 
     Its source is written here from integers only and compiled once: each call then does just
-    the work of this kernel (one pointer per array, its lengths and strides, one C call).
+    this (one pointer, the lengths and strides per array, one C call).
     """
-    reads = list(dict.fromkeys(leaf.arg for leaf in kernel.leaves))
-    lines, cargs = ["def step(vals):"], []
-    for i in reads:
-        mapped = sorted({leaf.axes[d] for leaf in kernel.leaves if leaf.arg == i
-                         for d in range(kernel.ndim) if leaf.axes[d] is not None})
+    lines, cargs = ["def step(vals, frame):"], ["frame[0]"]
+    for i in seg.passed:
         lines += [f"    a{i} = vals[{i}]",
                   f"    try:\n        p{i} = from_buffer(a{i})",
                   f"    except POINTER_ERRORS:      # not C-contiguous: pass its address\n"
                   f"        p{i} = cast('void *', a{i}.ctypes.data)"]
-        cargs += [f"p{i}"] + ([f"*a{i}.shape"] if len(args[i].broadcastable) else [])
-        cargs += [f"a{i}.strides[{k}]" for k in mapped]
-    dims = [kernel.sources[d] for d in kernel.out_dims()]
-    shape = [f"vals[{s[0]}].shape[{s[1]}]" if s is not None else "1" for s in dims]
-    lines.append(f"    shape = ({', '.join(shape)}{',' if len(shape) == 1 else ''})")
-    if kernel.reduce is None and shape:
-        cargs.append("*shape")            # elementwise kernels take the loop lengths
-    for j, (i, _) in enumerate(kernel.stores):
-        env[f"dtype{i}"] = np.dtype(args[i].dtype)
-        if i in kernel.inplace:        # the buffer of an input read for the last time, when it fits
-            src = kernel.inplace[i]
-            lines += [f"    o{i} = vals[{src}]",
-                      f"    if o{i}.shape != shape or not o{i}.flags.c_contiguous or not o{i}.flags.writeable:",
-                      f"        o{i} = empty(shape, dtype{i})"]
-        elif i in reusable:
+        cargs += [f"p{i}"] + ([f"*a{i}.shape", f"*a{i}.strides"] if plan.args[i].broadcastable else [])
+    for i in seg.allocated:
+        env[f"dtype{i}"] = np.dtype(plan.args[i].dtype)
+        lines.append(f"    shape{i} = {_shape_text(entry.shapes[i])}")
+        if i in inplace:               # the buffer of an input read for the last time, when it fits
+            lines += [f"    o{i} = vals[{inplace[i]}]",
+                      f"    if o{i}.shape != shape{i} or not o{i}.flags.c_contiguous or not o{i}.flags.writeable:",
+                      f"        o{i} = empty(shape{i}, dtype{i})"]
+        elif i in reusable:            # Out(borrow=True): the same buffer from call to call
             lines += [f"    o{i} = buffers.get({i})",
-                      f"    if o{i} is None or o{i}.shape != shape:",
-                      f"        o{i} = buffers[{i}] = empty(shape, dtype{i})"]
+                      f"    if o{i} is None or o{i}.shape != shape{i}:",
+                      f"        o{i} = buffers[{i}] = empty(shape{i}, dtype{i})"]
         else:
-            lines.append(f"    o{i} = empty(shape, dtype{i})")
+            lines.append(f"    o{i} = empty(shape{i}, dtype{i})")
         lines.append(f"    vals[{i}] = o{i}")
         cargs.append(f"from_buffer(o{i})")
-    lines += [f"    rc = fn({', '.join(cargs)})", "    if rc:", "        raise error(rc, vals)"]
+    lines += [f"    rc = fn({', '.join(cargs)})", "    if rc:", "        raise error(rc, vals, frame)"]
+    lines += [f"    vals[{i}] = view(frame, {i}).copy()   # its lengths came from C" for i in seg.copied]
     namespace = dict(env, fn=fn)
-    exec(compile("\n".join(lines), f"<gencomp step {kernel.name}>", "exec"), namespace)  # noqa: S102
+    exec(compile("\n".join(lines), f"<gencomp {seg.name}>", "exec"), namespace)  # noqa: S102
     return namespace["step"]
 
 
-def _host_step(step):
-    """A Python function running a host step (an op's numpy implementation) on `vals`."""
+def _host_step(step, wrapped, view):
+    """A Python function running a host step (an op's numpy implementation) on `vals`; the arrays
+    it reads that C computed are viewed in the frame."""
     node, inputs, outputs = step.node, step.inputs, step.outputs
-    perform = node.op.perform
+    perform, from_frame = node.op.perform, [i for i in dict.fromkeys(inputs) if i in wrapped]
 
-    def run(vals):
+    def run(vals, frame):
+        for i in from_frame:
+            vals[i] = view(frame, i)
         for index, result in zip(outputs, perform(node, [vals[i] for i in inputs])):
             vals[index] = result
 
     return run
 
 
-def _gemm_step(step, args, env, reusable):
-    """A Python function running a Gemm host step as one BLAS call (numpy's perform without CBLAS)."""
-    from .cblas import gemm_for
-
-    node = step.node
-    (out_i,) = step.outputs
-    dtype = np.dtype(args[out_i].dtype)
-    blas = gemm_for(dtype.name)
-    if blas is None:
-        return _host_step(step)
-    c_i, a_i, b_i = step.inputs
-    alpha, beta, buffers, inplace = node.op.alpha, node.op.beta, env["buffers"], out_i in step.inplace
-
-    def run(vals):
-        c, a, b = vals[c_i], vals[a_i], vals[b_i]
-        shape = (a.shape[0], b.shape[1])
-        if a.shape[1] != b.shape[0] or c.shape != shape:
-            if a.shape[1] != b.shape[0]:
-                node.op.perform(node, [c, a, b])        # raises, naming the shapes
-            check_accumulator(node, c.shape, shape)
-        if inplace and c.shape == shape and c.flags.c_contiguous and c.flags.writeable:
-            out = c                       # the shared variable's old value, which nothing reads later
-        else:
-            out = buffers.get(out_i) if out_i in reusable else None
-            if out is None or out.shape != shape:
-                out = np.empty(shape, dtype)
-                if out_i in reusable:
-                    buffers[out_i] = out
-            np.copyto(out, c)
-        blas(out, alpha, a, b, beta)
-        vals[out_i] = out
-
-    return run
-
-
 class CRunner:
-    """Runs a Plan: each call allocates the results, fills temporaries and outputs step by step."""
+    """Runs a Plan: its C entry points in order (with host steps between), on a frame of its own."""
 
-    def __init__(self, plan, ffi, lib, errors, kernel_names, borrowed=()):
-        self.lib = lib                # keeps the shared library loaded while this runner lives
-        self.from_buffer, self.cast = ffi.from_buffer, ffi.cast
+    def __init__(self, plan, ffi, lib, errors, segment_names=(), borrowed=()):
+        self.lib, self.ffi, self.plan = lib, ffi, plan   # lib keeps the shared library loaded
         self.args = plan.args
         const_args = [i for i, a in enumerate(plan.args) if a.role == "const"]
         n_inputs = sum(1 for a in plan.args if a.role == "input")
         self.rest = [None] * (len(plan.args) - n_inputs)     # values of the args after the inputs
         for index, value in zip(const_args, plan.constants):
             self.rest[index - n_inputs] = value
-        self.errors = [e if isinstance(e, ShapeError) else ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3])
-                       for e in errors]
+        self.errors = [_error_entry(e) for e in errors]
         self.output_args = plan.output_args
-        # temporaries (and outputs the caller borrows) keep their buffer from call to call
-        reusable = {i for i, a in enumerate(plan.args) if a.role == "temp"}
-        reusable |= {plan.output_args[j] for j in borrowed}
+        entry = plan_entry(plan)
+        self.held = {i for i, a in enumerate(plan.args) if a.role in ("input", "const")}
+        self.held |= {i for kind, seg in entry.order if kind == "segment" for i in seg.allocated}
+        self.held |= {o for kind, k in entry.order if kind == "host" for o in plan.steps[k].outputs}
+        self.maxnd = max([1] + [len(a.broadcastable) for a in plan.args])
+        self.frames = []               # idle frames: a call takes one (or makes one) and gives it back
+        borrowed_args = {plan.output_args[j] for j in borrowed}
+        inplace = {out: src for step in plan.steps for out, src in step.inplace.items()
+                   if plan.args[out].role == "output" and src in self.held}
         env = dict(from_buffer=ffi.from_buffer, cast=ffi.cast, empty=np.empty, buffers={},
-                   error=self.error, POINTER_ERRORS=_POINTER_ERRORS)
-        self.steps = [(_gemm_step(s, plan.args, env, reusable) if isinstance(s.node.op, Gemm) else _host_step(s))
-                      if isinstance(s, HostStep) else
-                      _kernel_step(s, plan.args, getattr(lib, s.name), env, reusable) for s in plan.steps]
+                   error=self.error, view=self.view, POINTER_ERRORS=_POINTER_ERRORS)
+        self.steps = [_segment_step(seg, plan, entry, getattr(lib, seg.name), env, borrowed_args, inplace)
+                      if kind == "segment" else _host_step(plan.steps[seg], entry.wrapped, self.view)
+                      for kind, seg in entry.order]
+        set_blas = getattr(lib, "gc_set_blas", None)
+        if set_blas is not None:
+            from .cblas import routine_addresses
+
+            found = routine_addresses()
+            if found is not None:
+                set_blas(*[ffi.cast("void *", address) for address in found[0]], found[1])
+
+    def _frame(self):
+        """(the C frame, its rows as an int64 array [data, lengths, strides])."""
+        ffi, lib = self.ffi, self.lib
+        raw = lib.gc_frame_new()
+        if raw == ffi.NULL:
+            raise MemoryError("out of memory for a gencomp frame")
+        rows = max(1, len(self.args))
+        table = np.frombuffer(ffi.buffer(lib.gc_frame_table(raw), rows * (1 + 2 * self.maxnd) * 8), np.int64)
+        return ffi.gc(raw, lib.gc_frame_free), table.reshape(rows, 1 + 2 * self.maxnd)
 
     def __call__(self, values: list) -> list:
         vals = values + self.rest
-        for step in self.steps:
-            step(vals)
+        try:
+            frame = self.frames.pop()
+        except IndexError:             # the first call, or another thread holds the idle frames
+            frame = self._frame()
+        try:
+            for step in self.steps:
+                step(vals, frame)
+        finally:
+            self.frames.append(frame)
         return [vals[i] for i in self.output_args]
 
-    def error(self, code: int, vals: list) -> Exception:
-        if code < 0:
-            return MemoryError("out of memory in a gencomp kernel")
-        err = self.errors[code - 1]
-        if err.dim == -2:
-            return ValueError("Integers to negative integer powers are not allowed.")
-        if err.dim < 0:
-            return ValueError(f"zero-size array to a reduction with no identity ({self.args[err.arg].label})")
-        return ValueError(shape_error_message(err, self.args, [getattr(v, "shape", None) for v in vals]))
+    def view(self, frame, i):
+        """A numpy view of array `i` of the frame (valid while the call runs)."""
+        row, arg, nd = frame[1][i], self.args[i], len(self.args[i].broadcastable)
+        dtype = np.dtype(arg.dtype)
+        shape = tuple(int(v) for v in row[1:1 + nd])
+        strides = tuple(int(v) for v in row[1 + self.maxnd:1 + self.maxnd + nd])
+        if 0 in shape:
+            return np.empty(shape, dtype)
+        low = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+        high = sum((n - 1) * s for n, s in zip(shape, strides) if s > 0) + dtype.itemsize
+        buffer = self.ffi.buffer(self.ffi.cast("char *", int(row[0]) + low), high - low)
+        return np.ndarray(shape, dtype, buffer=buffer, offset=-low, strides=strides)
+
+    def error(self, code: int, vals: list, frame=None) -> Exception:
+        if code == -3:
+            return RuntimeError("this gencomp module needs the CBLAS of numpy's BLAS library, which "
+                                "gencomp.cblas could not find")
+        err = self.errors[code - 1] if code > 0 else None
+        if isinstance(err, NodeCheck):         # the op's own message, from its numpy perform
+            step = self.plan.steps[err.step]
+            arrays = [vals[i] if i in self.held else self.view(frame, i) for i in step.inputs]
+            try:
+                step.node.op.perform(step.node, arrays)
+            except (ValueError, TypeError, IndexError) as exc:
+                return exc
+            return RuntimeError(f"gencomp: a check of {step.node.op} failed in C, but numpy computes it")
+        shapes = [getattr(v, "shape", None) for v in vals]
+        if frame is not None:
+            table = frame[1]
+            shapes = [tuple(int(v) for v in table[i, 1:1 + len(a.broadcastable)]) for i, a in enumerate(self.args)]
+        return check_error(self.errors, self.args, code, shapes)
+
+
+def _error_entry(e):
+    if isinstance(e, (ShapeError, NodeCheck)):
+        return e
+    if e[0] == "step":
+        return NodeCheck(e[1])
+    return ShapeError(e[0], e[1], tuple(e[2]) if e[2] else None, e[3])
+
+
+def check_error(errors, args, code: int, shapes) -> Exception:
+    """The exception of failed check `code` (1-based; negative: out of memory) of a kernel."""
+    if code < 0:
+        return MemoryError("out of memory in a gencomp kernel")
+    err = errors[code - 1]
+    if err.dim == -2:
+        return ValueError("Integers to negative integer powers are not allowed.")
+    if err.dim < 0:
+        return ValueError(f"zero-size array to a reduction with no identity ({args[err.arg].label})")
+    return ValueError(shape_error_message(err, args, shapes))
 
 
 def shape_error_message(err: ShapeError, args, shapes) -> str:

@@ -23,7 +23,7 @@ from .codegen.c import _accumulator
 from .codegen.cuda import (BLOCK, GEMM, UNROLL, copy_name, gemm_name, gpu_indexing, gpu_join, gpu_product,
                            indexing_name)
 from .codegen.lower import HostStep, ShapeError
-from .runtime import CRunner, _KernelCall, _shape_function
+from .runtime import _KernelCall, _shape_function, check_error
 from .tensor.blas import Dot, Gemm, check_accumulator
 from .tensor.elemwise import DimShuffle
 from .tensor.reduce import Reduce
@@ -556,4 +556,4 @@ class CudaRunner:
 
     def error(self, code: int, vals: list) -> Exception:
         """The exception the C backend raises for the same failed check (same message)."""
-        return CRunner.error(self, code, vals)
+        return check_error(self.errors, self.args, code, [getattr(v, 'shape', None) for v in vals])

@@ -77,6 +77,21 @@ class FakeFunction:
             ctypes.c_int32.from_address(extra[-1]).value = rc        # as the kernel's *gc_error = code
 
 
+def _kernels_of(cpu_function):
+    """The C kernels of a CPU function's module, callable one by one (its entry points call them;
+    the module's own declarations name only the entry points)."""
+    import re
+
+    import cffi
+
+    source = Path(cpu_function.source_path).read_text(encoding="utf-8")
+    prototypes = re.findall(r"^int (gc_(?:elemwise|reduce|argreduce)_\d+\([^)]*\))$", source, re.M)
+    ffi = cffi.FFI()
+    ffi.cdef("\n".join(f"int {p};" for p in prototypes))
+    lib = ffi.dlopen(str(Path(cpu_function.source_path).with_name("module.so")))
+    return types.SimpleNamespace(lib=lib, cast=ffi.cast, errors=cpu_function._runner.errors)
+
+
 def _strided(address, shape, strides, dtype):
     """A numpy view of host memory at `address` (what the fake's device memory is)."""
     dtype = np.dtype(dtype)
@@ -143,7 +158,7 @@ class Fake:
     def register(self, cuda_function, cpu_function) -> None:
         """Launches of `cuda_function`'s kernels replay through `cpu_function`'s C library."""
         fatbin = Path(cuda_function.source_path).with_name("module.fatbin").read_bytes()
-        self.twins[fatbin] = cpu_function._runner
+        self.twins[fatbin] = _kernels_of(cpu_function)
 
     def modules(self) -> dict:
         fake = self

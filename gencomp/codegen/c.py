@@ -121,6 +121,7 @@ class _Context:
     def __init__(self, plan: Plan, kernel: Kernel, errors: list, backend: str):
         self.plan, self.kernel, self.errors, self.backend = plan, kernel, errors, backend
         self.params, self.pointers, self.checks, self.seen = [], [], [], set()
+        self.call = []     # the argument of each parameter in the entry point's call (a[k]: arg k)
         self.hoisted, self.loads_flat, self.loads_nd, self.contiguous = [], [], [], []
         # the same n-d loads with the innermost loop's strides replaced by the item size, and the
         # condition under which they hold: the compiler then vectorizes broadcasts like x + b
@@ -143,6 +144,8 @@ class _Context:
             self.params.append(f"const void *{arg.cname}_raw")
             self.params += [f"int64_t {arg.cname}_n{k}" for k in range(len(arg.broadcastable))]
             self.params += [f"int64_t {arg.cname}_s{k}" for k in mapped]
+            self.call += [f"a[{arg_index}].data", *(f"a[{arg_index}].n[{k}]" for k in range(len(arg.broadcastable))),
+                          *(f"a[{arg_index}].s[{k}]" for k in mapped)]
             self.pointers.append(Ptr(ctype, f"{arg.cname}_data", f"{arg.cname}_raw", True,
                                      arg_index not in kernel.inplace.values()))
             for k, bcast in enumerate(arg.broadcastable):
@@ -183,7 +186,7 @@ class _Context:
             self.errors.append(ShapeError(self.kernel.stores[0][0], -2, None, self.kernel.stores[0][0]))
             error_code = len(self.errors)
         return dict(error_code=error_code,
-            name=self.kernel.name, params=self.params, ndim=nd,
+            name=self.kernel.name, params=self.params, call=self.call, ndim=nd,
             dims=[dims_from.format(d=d) for d in range(nd)], checks=self.checks, pointers=self.pointers,
             hoisted=self.hoisted, loads_flat=self.loads_flat, loads_nd=self.loads_nd,
             loads_unit=self.loads_unit,        # one loop dim: the flat path already covers unit strides
@@ -212,10 +215,12 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
     args, nd = plan.args, kernel.ndim
     first = args[kernel.stores[0][0]]
     ctx.params += [f"int64_t {first.cname}_n{d}" for d in range(nd)]
+    ctx.call += [f"a[{kernel.stores[0][0]}].n[{d}]" for d in range(nd)]
     stores_flat, stores_nd = [], []
     for out_index, value in kernel.stores:
         arg = args[out_index]
         ctx.params.append(f"void *{arg.cname}_raw")
+        ctx.call.append(f"a[{out_index}].data")
         ctx.pointers.append(Ptr(dtypes.ctype(arg.dtype), f"{arg.cname}_data", f"{arg.cname}_raw", False,
                                 out_index not in kernel.inplace))
         text = operand_text(value, arg.dtype)
@@ -267,6 +272,7 @@ def _reduction_base(plan, kernel, errors, backend):
     out = args[out_index]
     kept = [d for d in range(nd) if d not in axes]
     ctx.params += [f"void *{out.cname}_raw"]
+    ctx.call.append(f"a[{out_index}].data")
     ptr = Ptr(dtypes.ctype(out.dtype), f"{out.cname}_data", f"{out.cname}_raw", False)
     ctx.pointers.append(ptr)
     result = ctx.common("")
@@ -344,11 +350,13 @@ def argreduce_context(plan, kernel, errors, backend="c") -> dict:
 
 
 def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: bool = False) -> tuple:
-    """(C source, cdef declarations, [ShapeError by check code - 1], [kernel names]).
+    """(C source, cdef declarations, [ShapeError or NodeCheck by check code - 1], [entry point names]).
 
     `parallel`: the module is compiled with OpenMP, so large loops use threads.
     """
-    errors, kernels, decls = [], [], []
+    from .entry import entry_context, plan_entry
+
+    errors, kernels, calls = [], [], {}
     for kernel in plan.kernels:
         if kernel.reduce is None:
             ctx = elementwise_context(plan, kernel, errors, parallel=parallel)
@@ -360,10 +368,18 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
             ctx = argreduce_context(plan, kernel, errors)
             text = render("c/argreduce.c.j2", k=ctx)
         kernels.append(text.rstrip("\n"))
-        decls.append(f"int {ctx['name']}({', '.join(ctx['params'])});")
+        calls[ctx["name"]] = ctx["call"]
+    entry = plan_entry(plan)
+    ectx = entry_context(plan, entry, calls, errors, comment_text)
+    decls = ["void *gc_frame_new(void);", "void gc_frame_free(void *frame);",
+             "int64_t *gc_frame_table(void *frame);"]
+    decls += [f"int {seg['name']}({', '.join(['void *f'] + seg['params'][1:])});" for seg in ectx["segments"]]
     if parallel:
         decls.append("void gc_set_threads(int threads, int adaptive);")
+    if ectx["blas_types"]:
+        decls.append("void gc_set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv, void *sdot, "
+                     "void *ddot, int ilp64);")
     source = render("c/module.c.j2", key12=key[:12], name=comment_text(name), openmp=parallel,
-                    parallel_min=PARALLEL_MIN, chunk=CHUNK,
+                    parallel_min=PARALLEL_MIN, chunk=CHUNK, **ectx,
                     graph_lines=[comment_text(line) for line in graph_lines], kernels=kernels)
-    return source, "\n".join(decls), errors, [k.name for k in plan.kernels]
+    return source, "\n".join(decls), errors, [seg["name"] for seg in ectx["segments"]]

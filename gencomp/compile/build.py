@@ -65,7 +65,7 @@ def _build_entry(folder: Path, plan, snapshot, key, name, graph_text) -> dict:
     from ..codegen.c import render_module
 
     parallel = snapshot.openmp and cc.supports_openmp(snapshot.cc)
-    source, cdef, errors, kernels = render_module(plan, key, name, graph_text, parallel=parallel)
+    source, cdef, errors, entry_points = render_module(plan, key, name, graph_text, parallel=parallel)
     (folder / "module.c").write_text(source, encoding="utf-8")
     cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
     seconds = cc.compile_library(cmd, folder)
@@ -78,7 +78,8 @@ def _build_entry(folder: Path, plan, snapshot, key, name, graph_text) -> dict:
         "command": shlex.join(cmd),
         "compile_seconds": round(seconds, 4),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "errors": [[e.arg, e.dim, list(e.source) if e.source else None, e.output] for e in errors],
-        "kernels": kernels,
+        "errors": [["step", e.step] if not hasattr(e, "arg") else
+                   [e.arg, e.dim, list(e.source) if e.source else None, e.output] for e in errors],
+        "entry_points": entry_points,
         "files": {"source": "module.c", "module": "module.so", "ffi": "ffi.py"},
     }

@@ -88,6 +88,11 @@ class Op:
     def signature(self) -> str:
         raise NotImplementedError
 
+    def lowering(self, node: Apply) -> str:
+        """How a compiled function runs this node: 'host' (its numpy `perform`, between the C
+        segments of the entry point) unless the op names a step family of codegen/entry.py."""
+        return "host"
+
     def __call__(self, *inputs):
         node = self.make_node(*inputs)
         return node.outputs[0] if len(node.outputs) == 1 else node.outputs

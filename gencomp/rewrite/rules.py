@@ -245,6 +245,22 @@ def reduce_of_length_one(node):
 
 
 @register_node_rule("canonicalize")
+def shape_entry(node):
+    """x.shape[i] for a constant i is ShapeI(i)(x): a length read, no shape vector to build and index."""
+    from ..tensor.shape import ShapeI, ShapeOp
+    from ..tensor.subtensor import Subtensor
+
+    if type(node.op) is not Subtensor or len(node.op.spec) != 1 or node.op.spec[0][0] != "int" \
+            or not isinstance(node.op.spec[0][1], int) or node.inputs[0].owner is None \
+            or not isinstance(node.inputs[0].owner.op, ShapeOp):
+        return None
+    x, i = node.inputs[0].owner.inputs[0], node.op.spec[0][1]
+    if not -x.ndim <= i < x.ndim:
+        return None                      # numpy's IndexError stays where the user wrote it
+    return [ShapeI(i % x.ndim)(x)]
+
+
+@register_node_rule("canonicalize")
 def shape_of_shape_preserving(node):
     """The length of a dimension of softmax(x) or of an elementwise result is read from an input,
     so the op itself need not run just to be measured."""

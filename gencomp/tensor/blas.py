@@ -9,6 +9,13 @@ from ..graph import Apply, Op
 from .type import TensorType
 
 
+def _cblas() -> bool:
+    """Whether numpy's BLAS library exports the CBLAS routines a compiled entry point calls."""
+    from ..cblas import routine_addresses
+
+    return routine_addresses() is not None
+
+
 def _as(x):
     from .variable import as_tensor_variable
 
@@ -22,6 +29,12 @@ class Dot(Op):
 
     def __init__(self, batched: bool = False):
         self.batched = bool(batched)
+
+    def lowering(self, node) -> str:
+        """'blas' (a BLAS call inside the entry point) for float vectors and matrices of one dtype."""
+        dtype = node.outputs[0].dtype
+        same = all(i.dtype == dtype for i in node.inputs)
+        return "blas" if not self.batched and same and dtype in ("float32", "float64") and _cblas() else "host"
 
     def signature(self):
         return "MatMul" if self.batched else "Dot"
@@ -87,6 +100,9 @@ class Gemm(Op):
 
     def __init__(self, alpha: float, beta: float = 1.0):
         self.alpha, self.beta = float(alpha), float(beta)
+
+    def lowering(self, node) -> str:
+        return "blas" if _cblas() else "host"
 
     def signature(self):
         return f"Gemm{{alpha={self.alpha!r}, beta={self.beta!r}}}"

@@ -40,6 +40,9 @@ class ShapeI(Op):
     def __init__(self, axes):
         self.axes = tuple(axes) if isinstance(axes, (tuple, list)) else (int(axes),)
 
+    def lowering(self, node) -> str:
+        return "shape_i"
+
     def signature(self):
         return f"ShapeI{{{','.join(map(str, self.axes))}}}"
 
@@ -151,6 +154,10 @@ class ARange(Op):
 
     def signature(self):
         return f"ARange{{{self.dtype}}}"
+
+    def lowering(self, node) -> str:
+        integers = all(dtypes.is_integer(v.dtype) for v in node.inputs) and dtypes.is_integer(self.dtype)
+        return "arange" if integers else "host"
 
     def __reduce__(self):
         return ARange, (self.dtype,)
@@ -280,6 +287,9 @@ class Rebroadcast(Op):
 
     def __init__(self, pattern):
         self.pattern = tuple(bool(b) for b in pattern)
+
+    def lowering(self, node) -> str:
+        return "rebroadcast"      # a view, after checking the lengths its pattern promises
 
     def signature(self):
         return "Rebroadcast{" + "".join("1" if b else "?" for b in self.pattern) + "}"

@@ -102,6 +102,21 @@ class Subtensor(Op):
 class AdvancedSubtensor(Subtensor):
     returns_view = False     # numpy's integer-array indexing copies
 
+    def lowering(self, node) -> str:
+        return "gather" if leading_arrays(self.spec, node.inputs[0], node.inputs[1:]) else "host"
+
+
+def leading_arrays(spec, x, index_vars) -> int:
+    """k when `spec` is x[i0, ..., ik-1] with k signed-integer vectors (then full slices), leaving at
+    most one dimension of x: the form compiled entry points index in C; else 0."""
+    k = 0
+    while k < len(spec) and spec[k][0] == "array":
+        k += 1
+    rest_full = all(item[0] == "slice" and item[1:] == (None, None, None) for item in spec[k:])
+    vectors = all(v.ndim == 1 and v.dtype.startswith("int") for v in index_vars)
+    positions = [item[1] for item in spec[:k]] == [("in", j) for j in range(k)] == [("in", j) for j in range(len(index_vars))]
+    return k if k and rest_full and vectors and positions and x.ndim - k <= 1 else 0
+
 
 class IncSubtensor(Op):
     """A copy of x whose x[spec] is set to (or incremented by) y; repeated indices accumulate on inc."""
@@ -111,6 +126,11 @@ class IncSubtensor(Op):
 
     def signature(self):
         return f"{'Set' if self.set_instead else 'Inc'}Subtensor{{{_spec_text(self.spec)}}}"
+
+    def lowering(self, node) -> str:
+        x, y, *index_vars = node.inputs
+        return "scatter" if leading_arrays(self.spec, x, index_vars) and y.ndim <= x.ndim - len(index_vars) + 1 \
+            else "host"
 
     def __reduce__(self):
         return IncSubtensor, (self.spec, self.set_instead)

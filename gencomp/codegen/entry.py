@@ -1,0 +1,218 @@
+"""The entry points of a compiled function: its Plan as C segments that run every step in order.
+
+A segment is one exported C function (gc_run_0, gc_run_1, ...): it takes the arrays that
+Python holds (inputs, constants, results of host steps) and the outputs Python allocated, then
+runs its steps as one commented call each: kernels, BLAS products, views, shape reads. Only a
+node whose op has no C form (`Op.lowering` gives 'host') ends a segment: Python runs its numpy
+`perform` and calls the next segment. Every array of a call has a row in a frame (gc_frame):
+data pointer, lengths, byte strides; temporaries keep their buffers in the frame from call to call.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .. import dtypes
+from .lower import HostStep, Kernel, Plan
+
+
+@dataclass(frozen=True)
+class NodeCheck:
+    """A failed check of an op run inside the entry point (e.g. dot's alignment): the runtime
+    raises the op's own message by running its `perform` on the arrays of step `step`."""
+
+    step: int
+
+
+@dataclass
+class Segment:
+    name: str
+    steps: list = field(default_factory=list)     # indices into plan.steps
+    passed: list = field(default_factory=list)    # args Python passes (first read here, held by Python)
+    allocated: list = field(default_factory=list)  # outputs written here, allocated by Python
+    copied: list = field(default_factory=list)     # outputs whose lengths C finds: Python copies them
+
+
+@dataclass
+class Entry:
+    """What the runtime needs: the segments and host steps in order, and every shape Python computes."""
+
+    order: list          # ('segment', Segment) or ('host', step index), in run order
+    shapes: dict         # arg -> tuple of dims: ('dim', arg, d) of an array Python holds, 1, or
+                         # None (known only once C computed it: arange)
+    wrapped: set         # args computed in C that a host step reads (Python views them in the frame)
+
+
+def lowering(step) -> str:
+    """The step family: 'kernel', or the node's `Op.lowering` ('host' when it has no C form)."""
+    return "kernel" if isinstance(step, Kernel) else step.node.op.lowering(step.node)
+
+
+def plan_entry(plan: Plan) -> Entry:
+    order, shapes, held, segment, wrapped = [], {}, set(), None, set()
+    for k, a in enumerate(plan.args):
+        if a.role in ("input", "const"):
+            held.add(k)
+            shapes[k] = tuple(("dim", k, d) for d in range(len(a.broadcastable)))
+    for index, step in enumerate(plan.steps):
+        family = lowering(step)
+        if family == "host":
+            segment = None
+            wrapped |= {i for i in step.inputs if i not in held}
+            for out in step.outputs:
+                held.add(out)
+                shapes[out] = tuple(("dim", out, d) for d in range(len(plan.args[out].broadcastable)))
+            order.append(("host", index))
+            continue
+        if segment is None:
+            segment = Segment(f"gc_run_{sum(1 for kind, _ in order if kind == 'segment')}")
+            order.append(("segment", segment))
+        segment.steps.append(index)
+        reads = {leaf.arg for leaf in step.leaves} if isinstance(step, Kernel) else set(step.inputs)
+        for arg in sorted(reads & held):
+            if not any(arg in s.passed for kind, s in order if kind == "segment"):
+                segment.passed.append(arg)
+        for out in _written(step):
+            shapes[out] = _shape(plan, step, family, out, shapes)
+            if plan.args[out].role == "output":
+                (segment.allocated if None not in shapes[out] else segment.copied).append(out)
+    for kind, seg in order:
+        if kind == "segment":
+            seg.passed.sort()
+    return Entry(order, shapes, wrapped)
+
+
+def _written(step) -> list:
+    return [a for a, _ in step.stores] if isinstance(step, Kernel) else list(step.outputs)
+
+
+def _shape(plan, step, family, out, shapes) -> tuple:
+    """The lengths of `out` as Python computes them before the segment (the C code sets the same)."""
+    def dim(arg, d):
+        return shapes[arg][d]
+
+    if family == "kernel":
+        return tuple(dim(*step.sources[d]) if step.sources[d] is not None else 1 for d in step.out_dims())
+    x = step.inputs
+    if family == "dimshuffle":
+        return tuple(1 if d == "x" else dim(x[0], d) for d in step.node.op.new_order)
+    if family == "rebroadcast":
+        return shapes[x[0]]
+    if family == "shape_i":
+        return ()
+    if family == "blas":
+        if len(x) == 3:                       # Gemm: C + alpha * dot(A, B)
+            return dim(x[1], 0), dim(x[2], 1)
+        nd = [len(plan.args[i].broadcastable) for i in x]
+        return ((dim(x[0], 0),) if nd[0] == 2 else ()) + ((dim(x[1], 1),) if nd[1] == 2 else ())
+    if family == "arange":
+        return (None,)
+    if family == "gather":                     # (length of the index vectors, dimension left)
+        vectors, x_nd = x[1:], len(plan.args[x[0]].broadcastable)
+        first = dim(vectors[0], 0) if len(vectors) == 1 else None
+        return (first,) + ((dim(x[0], x_nd - 1),) if x_nd > len(vectors) else ())
+    if family == "scatter":
+        return shapes[x[0]]
+    raise ValueError(f"no C form for step family {family!r}")
+
+
+# ---------------------------------------------------------------- rendering (templates/c/entry.c.j2)
+
+def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, comment) -> dict:
+    """The context of entry.c.j2. `kernel_calls`: kernel name -> its call's argument list."""
+    segments = []
+    for kind, seg in entry.order:
+        if kind != "segment":
+            continue
+        params, sets = ["gc_frame *f"], []
+        for arg in seg.passed:
+            nd = len(plan.args[arg].broadcastable)
+            params += [f"const void *p{arg}", *(f"int64_t p{arg}_n{d}" for d in range(nd)),
+                       *(f"int64_t p{arg}_s{d}" for d in range(nd))]
+            sets.append(dict(arg=arg, nd=nd, label=comment(plan.args[arg].label)))
+        params += [f"void *o{arg}" for arg in seg.allocated]
+        steps = [_step_context(plan, index, plan.steps[index], seg, kernel_calls, errors, comment)
+                 for index in seg.steps]
+        segments.append(dict(name=seg.name, params=params, sets=sets, steps=steps))
+    blas_types = sorted({s["ctype"] for seg in segments for s in seg["steps"] if s["family"] == "blas"})
+    places = [p for seg in segments for s in seg["steps"] for p in s.get("places", [s.get("place")]) if p]
+    helpers = {"given" if p["given"] else "temp" if p["alias"] is None else "reuse" for p in places}
+    if "reuse" in helpers:
+        helpers.add("temp")
+    if helpers:
+        helpers.add("contiguous")
+    if any(s["family"] == "scatter" for seg in segments for s in seg["steps"]):
+        helpers.add("copy")
+    return dict(segments=segments, nargs=max(1, len(plan.args)), helpers=sorted(helpers),
+                maxnd=max([1] + [len(a.broadcastable) for a in plan.args]), blas_types=blas_types)
+
+
+def _place(plan, out, step_inplace, seg) -> dict:
+    """Where the result `out` goes: a Python-allocated output, another temp's buffer, or the frame's."""
+    arg = plan.args[out]
+    return dict(arg=out, nd=len(arg.broadcastable), item=np.dtype(arg.dtype).itemsize,
+                given=out in seg.allocated, alias=step_inplace.get(out) if arg.role == "temp" else None)
+
+
+_PLACED = ("shape_i", "blas", "arange", "gather", "scatter")     # families that allocate their result
+_CHECKED = ("blas", "rebroadcast", "arange", "gather", "scatter")  # ... that check their inputs
+
+
+def _step_comment(plan, out, what, reads) -> str:
+    """a[7] = gc_elemwise_0(a[3], a[6]): intermediate Elemwise{tanh}"""
+    return f"a[{out}] = {what}({', '.join(f'a[{i}]' for i in reads)}): {plan.args[out].label}"
+
+
+def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict:
+    family = lowering(step)
+    if family == "kernel":
+        dims = [step.sources[d] for d in step.out_dims()]
+        (out, _), *rest = step.stores
+        places = [_place(plan, a, step.inplace, seg) for a, _ in step.stores]
+        reads = list(dict.fromkeys(leaf.arg for leaf in step.leaves))
+        text = "; ".join(_step_comment(plan, a, step.name, reads) for a, _ in step.stores)
+        return dict(family=family, comment=comment(text), places=places,
+                    dims=[f"a[{s[0]}].n[{s[1]}]" if s else "1" for s in dims],
+                    call=f"{step.name}({', '.join(kernel_calls[step.name])})")
+    node, x, (out,) = step.node, step.inputs, step.outputs
+    ctx = dict(family=family, comment=comment(_step_comment(plan, out, str(node.op), x)), x=x, out=out,
+               place=_place(plan, out, step.inplace, seg) if family in _PLACED else None)
+    if family in _CHECKED:
+        errors.append(NodeCheck(index))
+        ctx["code"] = len(errors)
+    if family == "dimshuffle":
+        ctx["dims"] = [("x", None) if d == "x" else (x[0], d) for d in node.op.new_order]
+    elif family == "rebroadcast":
+        ctx["nd"] = len(node.op.pattern)
+        ctx["ones"] = [d for d, b in enumerate(node.op.pattern) if b and not plan.args[x[0]].broadcastable[d]]
+    elif family == "shape_i":
+        ctx["axes"] = list(node.op.axes)
+    elif family == "arange":
+        ctx.update(ctype=dtypes.ctype(plan.args[out].dtype), bounds=[(i, dtypes.ctype(plan.args[i].dtype)) for i in x])
+    elif family in ("gather", "scatter"):
+        vectors = x[1:] if family == "gather" else x[2:]
+        x_nd = len(plan.args[x[0]].broadcastable)
+        ctx.update(ctype=dtypes.ctype(plan.args[out].dtype), src=x[0], rest=x_nd > len(vectors), k=len(vectors),
+                   vectors=[(j, dtypes.ctype(plan.args[j].dtype)) for j in vectors], x_nd=x_nd)
+        if family == "scatter":
+            y_nd = len(plan.args[x[1]].broadcastable)
+            target = ["len"] + (["a[%d].n[%d]" % (x[0], x_nd - 1)] if ctx["rest"] else [])
+            # y's dimensions line up with (index length, dimension left) from the right
+            ctx.update(y=x[1], set=node.op.set_instead, item=np.dtype(plan.args[out].dtype).itemsize,
+                       y_dims=list(zip(range(y_nd), target[len(target) - y_nd:])),
+                       y_stride_i=f"ys{y_nd - len(target)}" if y_nd == len(target) else "0",
+                       y_stride_r=f"ys{y_nd - 1}" if ctx["rest"] and y_nd >= 1 else "0")
+    elif family == "blas":
+        ctype = dtypes.ctype(plan.args[out].dtype)
+        nd = [len(plan.args[i].broadcastable) for i in x]
+        if len(x) == 3:                    # Gemm
+            ctx.update(gemm=True, alpha=repr(node.op.alpha), beta=repr(node.op.beta),
+                       c_bcast=list(plan.args[x[0]].broadcastable), a_nd=2, b_nd=2, a=x[1], b=x[2])
+        else:
+            ctx.update(gemm=False, alpha="1.0", beta="0.0", a_nd=nd[0], b_nd=nd[1], a=x[0], b=x[1])
+        ctx.update(ctype=ctype, fn="gc_product_" + ("s" if ctype == "float" else "d"),
+                   dims=([f"a[{ctx['a']}].n[0]"] if ctx["a_nd"] == 2 else [])
+                   + ([f"a[{ctx['b']}].n[1]"] if ctx["b_nd"] == 2 else []))
+    return ctx
