@@ -11,6 +11,7 @@ import textwrap
 import numpy as np
 import pytest
 
+import gencomp
 import gencomp.tensor as T
 from gencomp import function
 from gencomp.compile import cc
@@ -100,3 +101,30 @@ def test_contiguous_fast_path_and_strided_path_agree():
     X, Y = np.random.rand(7, 5), np.random.rand(7, 5)
     np.testing.assert_allclose(f(X, Y), X * 3 - Y)
     np.testing.assert_allclose(f(X[::-1], Y.T.copy().T), X[::-1] * 3 - Y)
+
+
+@pytest.mark.parametrize("openmp", [False, True])
+def test_input_names_never_shadow_the_kernels_own_locals(openmp):
+    """A 0-d shared variable named `b` once read the block index of a threaded reduction."""
+    names = ["b", "gc_b", "blocks", "len", "start", "part", "threads", "n", "m", "r", "j", "lo", "hi", "s",
+             "acc", "best", "i", "i0", "n0", "o", "t0", "k", "f", "a", "rc", "frame", "out", "at", "v", "len_"]
+    old = gencomp.config.openmp
+    gencomp.config.openmp = openmp
+    try:
+        xs = [T.dscalar(name) for name in names]
+        vec = T.dvector("x")
+        shared_b = gencomp.shared(np.array(0.5), name="b")
+        total = sum((k + 1) * x for k, x in enumerate(xs))
+        f = gencomp.function(xs + [vec], [(vec * total + shared_b).sum(), T.exp(vec) * total - shared_b],
+                             updates=[(shared_b, shared_b + 1.0)])
+    finally:
+        gencomp.config.openmp = old
+    rng = np.random.default_rng(7)
+    vals = list(rng.standard_normal(len(names)))
+    x = rng.standard_normal(40000)
+    coef = sum((k + 1) * v for k, v in enumerate(vals))
+    for step in range(3):
+        total_sum, elem = f(*vals, x)
+        b_now = 0.5 + step
+        np.testing.assert_allclose(total_sum, (x * coef + b_now).sum(), rtol=1e-10)
+        np.testing.assert_allclose(elem, np.exp(x) * coef - b_now, rtol=1e-12)

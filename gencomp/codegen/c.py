@@ -314,7 +314,7 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name,
         identity=_IDENTITY[row.identity](acc_dtype),
         combine_flat=combine.format(acc="s", x=val), simd_pragma=_simd_reduction(combine, kind, result),
-        combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[b]"), block=BLOCK, max_blocks=MAX_BLOCKS,
+        combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[gc_b]"), block=BLOCK, max_blocks=MAX_BLOCKS,
         combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
         tune=f"gc_tune_{kernel.name}" if parallel and not result["error_code"] and not kept
         and kernel.ndim > 0 else "",
