@@ -166,6 +166,12 @@ def _reuse_temporaries(plan: Plan):
             owned |= set(step.outputs)
     owned = {a for a in owned if plan.args[a].role == "temp"}
     for step in plan.steps:
+        position = getattr(getattr(step, "node", None) and step.node.op, "inplace_input", None)
+        if isinstance(step, HostStep) and position is not None:      # a gemm accumulating into C
+            (out_arg,) = step.outputs
+            if plan.args[out_arg].role == "temp" and step.inputs[position] in owned:
+                _mark_inplace(plan, out_arg, step.inputs[position])
+            continue
         if not isinstance(step, Kernel) or step.reduce is not None:
             continue
         for out_arg, _ in step.stores:
