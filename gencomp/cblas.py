@@ -1,12 +1,13 @@
-"""The BLAS numpy already loaded, called through ctypes for what numpy does not offer: a gemm that
-accumulates into its output (C = alpha * A @ B + beta * C), so `W - lr * dot(A, B)` is one call.
+"""The CBLAS of the BLAS library numpy already loaded, found through ctypes: compiled entry points
+call its gemm, gemv and dot (routine_addresses), e.g. a gemm that accumulates into its output
+(C = alpha * A @ B + beta * C), so `W - lr * dot(A, B)` is one call.
 
 ctypes rather than cffi: declaring a function to cffi at run time loads its C parser (~20 ms
-added to every process that builds a function); a ctypes call costs ~2 us more, once per product.
+added to every process that builds a function). Each routine is checked on a small product first.
 
 numpy's wheels ship OpenBLAS with renamed 64-bit-integer symbols (scipy_cblas_dgemm64_); other
-builds export plain CBLAS. When none of the known names is found, `gemm_for` gives None and the
-caller computes with numpy instead.
+builds export plain CBLAS. When none of the known names is found, `routine_addresses` gives None
+and products run in numpy instead.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from .codegen import key_parts
 from .codegen.lower import lower
 from .compile.build import build_c
 from .config import config
@@ -55,11 +56,16 @@ class Out:
 
 
 def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None,
-             on_unused_input="raise", allow_input_downcast=False, mode=None, profile=None):
+             on_unused_input="raise", allow_input_downcast=None, mode=None, profile=None):
     """Compile a callable computing `outputs` from `inputs` (and applying `updates` after each call).
 
     `mode` may be Theano's 'FAST_RUN' / 'FAST_COMPILE' (the optimizer); `profile` is accepted and
-    ignored, so ported calls run unchanged."""
+    ignored, so ported calls run unchanged.
+
+    `allow_input_downcast`: True converts arguments that lose precision (ndarrays under numpy's
+    'same_kind' rule, lists and Python numbers as numpy.asarray(value, dtype)); False accepts only
+    exact conversions; None (the default) is False except that a Python float given for a floatX
+    input is rounded to it, as in Theano. `In(x, allow_downcast=...)` overrides it for one input."""
     optimizer = {None: None, "FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile"}.get(mode, mode)
     snapshot = config.snapshot(device=device, optimizer=optimizer)
     if snapshot.device not in ("cpu", "py", "cuda"):
@@ -67,7 +73,7 @@ def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None
     if on_unused_input not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
     return Function(inputs, outputs, updates, givens, name, snapshot, on_unused_input,
-                    bool(allow_input_downcast))
+                    None if allow_input_downcast is None else bool(allow_input_downcast))
 
 
 def _pairs(value, what):
@@ -134,9 +140,16 @@ class Function:
         optimize(self.fgraph, snapshot.optimizer)
         self._updated = [v for v, _ in update_pairs]
         self._n_outputs = len(out_vars)
+        # threads: the locks a call with updates holds (of every shared variable it reads or
+        # updates, in their global order), and the variables it may update in place
+        touched = {id(v): v for v in self._shared + self._updated}
+        self._locks = tuple(v._lock for v in sorted(touched.values(), key=lambda v: v._order))
+        first = len(self.inputs)
+        self._inplace_vars = ([self._shared[p - first] for p in self._inplace_updates().values()]
+                              if snapshot.device == "cpu" else [])
         self._converters = [_converter(i.variable.type, i.name or f"input {k}",
                                        allow_downcast if i.allow_downcast is None else bool(i.allow_downcast),
-                                       snapshot.device == "cuda")
+                                       snapshot.device == "cuda", snapshot.floatX)
                             for k, i in enumerate(self.inputs)]
         self._host_shared = snapshot.device != "cuda"     # GPU-resident values are copied back
         self._positions = {i.name: k for k, i in enumerate(self.inputs) if i.name}
@@ -199,8 +212,14 @@ class Function:
             return PyRunner(self.fgraph)
         if snapshot.device == "cuda":
             return self._build_cuda(snapshot)
+        from .codegen.c import render_module
+
         plan = lower(self.fgraph, self._inplace_updates())
-        entry, ffi, lib, hit = build_c(self.fgraph, plan, snapshot, self.name, flat_lines(self.fgraph))
+
+        def render(key, parallel):
+            return render_module(plan, key, self.name, flat_lines(self.fgraph), parallel=parallel)
+
+        entry, ffi, lib, hit = build_c(key_parts(self.fgraph), snapshot, render)
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
         set_threads = getattr(lib, "gc_set_threads", None)     # only in modules built with OpenMP
@@ -219,11 +238,17 @@ class Function:
 
     def _build_cuda(self, snapshot):
         """Render and nvcc-compile (no GPU needed); PyCUDA and a device are needed only to call."""
+        from .codegen.cuda import render_module
         from .compile.nvcc import build_cuda
         from .runtime_cuda import CudaRunner
 
         plan = lower(self.fgraph)
-        entry, hit = build_cuda(self.fgraph, plan, snapshot, self.name, flat_lines(self.fgraph))
+
+        def render(key):
+            module = render_module(plan, key, self.name, flat_lines(self.fgraph))
+            return module.source, {"name": self.name, "graph": flat_lines(self.fgraph), **module.meta()}
+
+        entry, hit = build_cuda(key_parts(self.fgraph), snapshot, render)
         self.cache_key, self.cache_hit = entry.key, hit
         self.source_path = str(entry.file("source"))
         # updates stay in GPU memory (the shared variable then lives there), as do Out(on_device)
@@ -268,15 +293,58 @@ class Function:
         if kwargs or len(args) != len(self._converters):
             args = self._bind(args, kwargs)
         values = [convert(value) for convert, value in zip(self._converters, args)]
-        for var in self._shared:
-            value = var._value
-            values.append(var.host_value() if self._host_shared and type(value) is not np.ndarray else value)
-        results = self._runner(values)
-        for k, var in enumerate(self._updated):
-            var._value = results[self._n_outputs + k]
+        results = self._runner(values) if not self._locks else self._call_shared(values)
         if self._single:
             return results[0]
         return results[:self._n_outputs]
+
+    def _call_shared(self, values):
+        """A call that reads or updates shared variables, safe from several threads at once.
+
+        A call with updates holds the locks of all its shared variables: calls that update a
+        variable run one at a time, and each sees the values that the one before it left (the
+        results are those of some serial order of the calls). A call without updates takes no
+        lock, so that many threads read the same parameters in parallel; if an update wrote one
+        of its variables in place meanwhile (its `_version` moved), it runs again with the locks.
+        """
+        n_args = len(values)
+        if not self._updated:
+            shared = self._shared
+            before = [var._version for var in shared]
+            for version in before:
+                if version & 1:
+                    break                  # an update is writing it in place now: wait for it
+            else:
+                results = self._runner(self._with_shared(values))
+                if [var._version for var in shared] == before:
+                    return results
+                del values[n_args:]
+        locks, inplace = self._locks, self._inplace_vars
+        for lock in locks:
+            lock.acquire()
+        try:
+            for var in inplace:
+                var._version += 1          # odd: this call may write the value in place
+            try:
+                results = self._runner(self._with_shared(values))
+                for k, var in enumerate(self._updated):
+                    var._value = results[self._n_outputs + k]
+            finally:
+                for var in inplace:
+                    var._version += 1
+        finally:
+            for lock in locks:
+                lock.release()
+        return results
+
+    def _with_shared(self, values: list) -> list:
+        """`values` with the shared variables' values appended (host copies of GPU values where
+        the function runs on the host)."""
+        host = self._host_shared
+        for var in self._shared:
+            value = var._value
+            values.append(var.host_value() if host and type(value) is not np.ndarray else value)
+        return values
 
     def __reduce__(self):
         return _rebuild_function, self._spec
@@ -285,11 +353,12 @@ class Function:
         return f"<gencomp.Function {self.name}: {len(self.inputs)} inputs, {self._n_outputs} outputs>"
 
 
-def _converter(type_, label: str, allow_downcast: bool, device_arrays: bool = False):
+def _converter(type_, label: str, allow_downcast, device_arrays: bool = False, floatX=None):
     """The argument check of one input: a fast path for the common exact cases, else TensorType.filter.
 
-    `device_arrays`: a GPU array (an Out(on_device=True) result) passes as it is when its dtype and
-    rank match; elsewhere it is copied to the host like any array-like."""
+    `allow_downcast`: None, False or True (see function()). `device_arrays`: a GPU array (an
+    Out(on_device=True) result) passes as it is when its dtype and rank match; elsewhere it is
+    copied to the host like any array-like."""
     dtype, ndim, filter_ = type_.numpy_dtype, type_.ndim, type_.filter
 
     def slow(value, label, allow_downcast):
@@ -301,7 +370,7 @@ def _converter(type_, label: str, allow_downcast: bool, device_arrays: bool = Fa
                 raise TypeError(f"input {label!r} expects a {type_} array, got a GPU array of dtype "
                                 f"{value.dtype} and shape {value.shape}")
             return value
-        return filter_(value, label, allow_downcast)
+        return filter_(value, label, allow_downcast, floatX)
     native = {"float64": float, "int64": int, "bool": bool}.get(type_.dtype) if ndim == 0 else None
 
     def convert(value):

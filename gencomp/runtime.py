@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+
 import numpy as np
 
 from .codegen.entry import NodeCheck, plan_entry
@@ -36,7 +38,7 @@ def _shape_text(dims) -> str:
     return f"({', '.join(parts)}{',' if len(parts) == 1 else ''})"
 
 
-def _segment_step(seg, plan, entry, fn, env, reusable, inplace):
+def _segment_step(seg, plan, entry, fn, env, borrowed, inplace):
     """A Python function calling one C entry point: the arrays Python holds, the outputs it allocates.
 
     Its source is written here from integers only and compiled once: each call then does just
@@ -56,10 +58,10 @@ def _segment_step(seg, plan, entry, fn, env, reusable, inplace):
             lines += [f"    o{i} = vals[{inplace[i]}]",
                       f"    if o{i}.shape != shape{i} or not o{i}.flags.c_contiguous or not o{i}.flags.writeable:",
                       f"        o{i} = empty(shape{i}, dtype{i})"]
-        elif i in reusable:            # Out(borrow=True): the same buffer from call to call
-            lines += [f"    o{i} = buffers.get({i})",
+        elif i in borrowed:            # Out(borrow=True): the frame's buffer, from call to call
+            lines += [f"    o{i} = frame[2].get({i})",
                       f"    if o{i} is None or o{i}.shape != shape{i}:",
-                      f"        o{i} = buffers[{i}] = empty(shape{i}, dtype{i})"]
+                      f"        o{i} = frame[2][{i}] = empty(shape{i}, dtype{i})"]
         else:
             lines.append(f"    o{i} = empty(shape{i}, dtype{i})")
         lines.append(f"    vals[{i}] = o{i}")
@@ -103,12 +105,12 @@ class CRunner:
         self.held = {i for i, a in enumerate(plan.args) if a.role in ("input", "const")}
         self.held |= {i for kind, seg in entry.order if kind == "segment" for i in seg.allocated}
         self.held |= {o for kind, k in entry.order if kind == "host" for o in plan.steps[k].outputs}
-        self.maxnd = max([1] + [len(a.broadcastable) for a in plan.args])
-        self.frames = []               # idle frames: a call takes one (or makes one) and gives it back
+        self.maxnd = entry.maxnd
+        self.local = threading.local()     # each thread's idle frame (its temporaries, borrowed outputs)
         borrowed_args = {plan.output_args[j] for j in borrowed}
         inplace = {out: src for step in plan.steps for out, src in step.inplace.items()
                    if plan.args[out].role == "output" and src in self.held}
-        env = dict(from_buffer=ffi.from_buffer, cast=ffi.cast, empty=np.empty, buffers={},
+        env = dict(from_buffer=ffi.from_buffer, cast=ffi.cast, empty=np.empty,
                    error=self.error, view=self.view, POINTER_ERRORS=_POINTER_ERRORS)
         self.steps = [_segment_step(seg, plan, entry, getattr(lib, seg.name), env, borrowed_args, inplace)
                       if kind == "segment" else _host_step(plan.steps[seg], entry.wrapped, self.view)
@@ -122,26 +124,28 @@ class CRunner:
                 set_blas(*[ffi.cast("void *", address) for address in found[0]], found[1])
 
     def _frame(self):
-        """(the C frame, its rows as an int64 array [data, lengths, strides])."""
+        """(the C frame, its rows as an int64 array [data, lengths, strides], the Out(borrow=True)
+        buffers of the calls that use this frame: each thread then gets its own)."""
         ffi, lib = self.ffi, self.lib
         raw = lib.gc_frame_new()
         if raw == ffi.NULL:
             raise MemoryError("out of memory for a gencomp frame")
         rows = max(1, len(self.args))
         table = np.frombuffer(ffi.buffer(lib.gc_frame_table(raw), rows * (1 + 2 * self.maxnd) * 8), np.int64)
-        return ffi.gc(raw, lib.gc_frame_free), table.reshape(rows, 1 + 2 * self.maxnd)
+        return ffi.gc(raw, lib.gc_frame_free), table.reshape(rows, 1 + 2 * self.maxnd), {}
 
     def __call__(self, values: list) -> list:
         vals = values + self.rest
-        try:
-            frame = self.frames.pop()
-        except IndexError:             # the first call, or another thread holds the idle frames
+        local = self.local
+        frame = getattr(local, "frame", None)
+        if frame is None:              # this thread's first call, or a call inside its own call
             frame = self._frame()
+        local.frame = None
         try:
             for step in self.steps:
                 step(vals, frame)
         finally:
-            self.frames.append(frame)
+            local.frame = frame
         return [vals[i] for i in self.output_args]
 
     def view(self, frame, i):
@@ -157,7 +161,7 @@ class CRunner:
         buffer = self.ffi.buffer(self.ffi.cast("char *", int(row[0]) + low), high - low)
         return np.ndarray(shape, dtype, buffer=buffer, offset=-low, strides=strides)
 
-    def error(self, code: int, vals: list, frame=None) -> Exception:
+    def error(self, code: int, vals: list, frame) -> Exception:
         if code == -3:
             return RuntimeError("this gencomp module needs the CBLAS of numpy's BLAS library, which "
                                 "gencomp.cblas could not find")
@@ -170,10 +174,8 @@ class CRunner:
             except (ValueError, TypeError, IndexError) as exc:
                 return exc
             return RuntimeError(f"gencomp: a check of {step.node.op} failed in C, but numpy computes it")
-        shapes = [getattr(v, "shape", None) for v in vals]
-        if frame is not None:
-            table = frame[1]
-            shapes = [tuple(int(v) for v in table[i, 1:1 + len(a.broadcastable)]) for i, a in enumerate(self.args)]
+        table = frame[1]
+        shapes = [tuple(int(v) for v in table[i, 1:1 + len(a.broadcastable)]) for i, a in enumerate(self.args)]
         return check_error(self.errors, self.args, code, shapes)
 
 

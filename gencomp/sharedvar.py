@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
+import threading
+
 import numpy as np
 
 from . import dtypes
 from .tensor.type import TensorType
 from .tensor.variable import TensorVariable
+
+_ORDER = itertools.count()       # the order in which calls take the locks of several variables
 
 
 class SharedVariable(TensorVariable):
@@ -15,24 +20,35 @@ class SharedVariable(TensorVariable):
     def __init__(self, type, value, name=None):
         super().__init__(type, None, None, name)
         self._value = value
+        # Threads: a call of a function that updates this variable holds `_lock` from reading the
+        # value to storing the new one (functions take the locks of several variables in `_order`,
+        # so they never deadlock); `_version` is odd while such a call may write the value in
+        # place, and has moved on after it, so that a call that only reads can tell it raced one
+        # (see Function.__call__). get_value / set_value take the lock too.
+        self._lock, self._order, self._version = threading.RLock(), next(_ORDER), 0
 
     def get_value(self, borrow=False):
         """The value as a numpy array (`borrow=True`: possibly the stored array itself, which an
         update may later overwrite in place). A value living on the GPU is copied back."""
         value = self._value
-        if type(value) is not np.ndarray:           # a runtime_cuda.DeviceArray
-            return value.get()
-        return value if borrow else value.copy()
+        if borrow and type(value) is np.ndarray:
+            return value
+        with self._lock:                            # not while an update writes it in place
+            value = self._value
+            if type(value) is not np.ndarray:       # a runtime_cuda.DeviceArray
+                return value.get()
+            return value.copy()
 
     def set_value(self, value, borrow=False):
         """Replace the value; one that lives on the GPU stays there (the new value is copied in)."""
-        current = self._value
-        if type(current) is np.ndarray or current is None:
-            self._value = self._convert(value, borrow)
-        elif type(value) is type(current) and value.dtype == current.dtype and value.shape == current.shape:
-            self._value = value                     # already a device array of the right type
-        else:
-            self._value = type(current).from_host(self._convert(value, borrow))
+        with self._lock:                            # not in the middle of an update's call
+            current = self._value
+            if type(current) is np.ndarray or current is None:
+                self._value = self._convert(value, borrow)
+            elif type(value) is type(current) and value.dtype == current.dtype and value.shape == current.shape:
+                self._value = value                 # already a device array of the right type
+            else:
+                self._value = type(current).from_host(self._convert(value, borrow))
 
     def host_value(self) -> np.ndarray:
         """The value for code running on the host: the array itself, or a copy of a GPU value."""

@@ -33,6 +33,7 @@ def run_snippet(cache_dir, snippet=SNIPPET):
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
+@pytest.mark.slow
 def test_second_process_loads_from_disk(tmp_path):
     first = run_snippet(tmp_path / "c")
     second = run_snippet(tmp_path / "c")
@@ -41,6 +42,7 @@ def test_second_process_loads_from_disk(tmp_path):
     assert os.path.isfile(second["source"])
 
 
+@pytest.mark.slow
 def test_same_graph_same_key_and_bytes_in_another_process(fresh_cache):
     x, y = T.matrices("x", "y")
     f = function([x, y], T.exp(-x) * T.sin(y) + x * y / (1 + abs(x)), name="fused")
@@ -48,6 +50,7 @@ def test_same_graph_same_key_and_bytes_in_another_process(fresh_cache):
     assert other["key"] == f.cache_key and other["hit"]
 
 
+@pytest.mark.slow
 def test_concurrent_processes_build_the_same_new_graph(tmp_path):
     root = tmp_path / "shared-cache"
     env = dict(os.environ, GENCOMP_CACHE_DIR=str(root))
@@ -92,6 +95,7 @@ def test_corrupt_entry_is_detected_and_rebuilt(fresh_cache, damage):
     assert cache.read_entry(fresh_cache, f.cache_key) is not None
 
 
+@pytest.mark.slow
 def test_truncated_module_is_rebuilt_by_a_new_process(tmp_path):
     first = run_snippet(tmp_path / "c")
     module = tmp_path / "c" / first["key"] / "module.so"

@@ -10,6 +10,7 @@ import textwrap
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import gencomp
 import gencomp.tensor as T
@@ -26,6 +27,7 @@ GRAPH = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow
 def test_same_graph_same_bytes_in_every_process(tmp_path):
     outputs = []
     for i in range(2):
@@ -84,15 +86,51 @@ def test_hostile_names_never_reach_code_unescaped(tmp_path):
     source = f.source
     code = re.sub(r"/\*.*?\*/", "", source, flags=re.DOTALL)     # everything outside comments
     assert '"/etc/passwd"' not in code and "evil" not in code and "int main" not in code
-    includes = [line for line in code.splitlines() if "#include" in line]
+    includes = [line.strip() for line in code.splitlines() if "#include" in line]
+    assert includes == ['#include "gencomp.h"']
+    header = open(os.path.join(os.path.dirname(f.source_path), "gencomp.h")).read()
+    header_code = re.sub(r"/\*.*?\*/", "", header, flags=re.DOTALL)
+    includes = [line for line in header_code.splitlines() if "#include" in line]
     assert includes and all(re.fullmatch(r"#include <[a-z]+\.h>", line.strip()) for line in includes)
+    assert "evil" not in header_code
     _strict_compile(f.source_path, tmp_path)
 
 
-def test_input_names_become_readable_identifiers():
+def test_input_names_appear_in_comments_only():
     a, b = T.vector("learning rate"), T.vector("2nd")
     f = function([a, b], a + b)
-    assert "learning_rate" in f.source and "v_2nd" in f.source
+    assert "/* input 'learning rate' */" in f.source and "/* input '2nd' */" in f.source
+    code = re.sub(r"/\*.*?\*/", "", f.source, flags=re.DOTALL)
+    assert "learning" not in code and "2nd" not in code and "in0_data" in code and "in1_data" in code
+
+
+# Words a name could collide with: C keywords, macros and functions of the headers the prelude
+# includes, OpenMP, the generated code's own locals; then comment and string delimiters, unicode.
+HOSTILE_WORDS = """int double float return main for while if else void const static struct sizeof
+    size_t int64_t uint8_t bool true false NULL EOF INFINITY NAN errno exp expf log tanh sqrt fabs
+    creal cimag I complex CMPLX malloc free omp_get_thread_num i j k n m o r s t0 i0 n0 s0 x0 out
+    in0 tmp1 out0 const0 gc_b gc_err a f rc lo hi acc part threads p0 o1""".split()
+HOSTILE_TEXT = st.text(alphabet=st.sampled_from(list("*/\\n\"'#{}%;( ab_0é∑")), min_size=1, max_size=6)
+
+
+@settings(max_examples=12, deadline=None, derandomize=True)
+@given(names=st.lists(st.one_of(st.sampled_from(HOSTILE_WORDS), HOSTILE_TEXT), min_size=3, max_size=3),
+       shared_name=st.one_of(st.sampled_from(HOSTILE_WORDS), HOSTILE_TEXT))
+@pytest.mark.slow
+def test_hostile_names_always_compile_and_compute(names, shared_name):
+    x, y, z = (T.dvector(name) for name in names)
+    w = gencomp.shared(np.arange(4.0), name=shared_name)
+    f = function([x, y, z], [T.exp(x) * y - z + w, (x * w).sum(), T.dot(x, y)], updates=[(w, w * 2)],
+                 name=shared_name)
+    X, Y, Z = np.linspace(-1, 1, 4), np.arange(4.0), np.ones(4)
+    for step in range(2):
+        W = np.arange(4.0) * 2 ** step
+        got = f(X, Y, Z)
+        np.testing.assert_allclose(got[0], np.exp(X) * Y - Z + W, rtol=1e-12)
+        np.testing.assert_allclose(got[1], (X * W).sum(), rtol=1e-12)
+        np.testing.assert_allclose(got[2], X @ Y, rtol=1e-12)
+    code = re.sub(r"/\*.*?\*/", "", f.source, flags=re.DOTALL)
+    assert "é" not in code and "∑" not in code
 
 
 def test_contiguous_fast_path_and_strided_path_agree():
@@ -128,3 +166,22 @@ def test_input_names_never_shadow_the_kernels_own_locals(openmp):
         b_now = 0.5 + step
         np.testing.assert_allclose(total_sum, (x * coef + b_now).sum(), rtol=1e-10)
         np.testing.assert_allclose(elem, np.exp(x) * coef - b_now, rtol=1e-12)
+
+
+@pytest.mark.parametrize("openmp, limit", [(False, 90), (True, 120)])
+def test_seed_logistic_module_fits_on_a_screen(openmp, limit):
+    x = T.matrix("x")
+    with gencomp.config.change(openmp=openmp):
+        f = function([x], 1 / (1 + T.exp(-x)))
+    assert len(f.source.splitlines()) <= limit
+    assert "static inline" not in f.source        # no helper it does not call
+
+
+def test_module_carries_only_the_helpers_it_calls(tmp_path):
+    i, j = T.lvectors("i", "j")
+    v = T.dvector("v")
+    f = function([i, j, v], [i // j, T.tanh(v)])
+    defined = set(re.findall(r"static inline \w+ (gc_\w+)\(", f.source))
+    assert defined == {"gc_floordiv_i64", "gc_mod_i64", "gc_tanh_f64", "gc_tanh_f32"}
+    np.testing.assert_array_equal(f([7, -7], [2, 2], [0.5, 1.0])[0], [3, -4])
+    _strict_compile(f.source_path, tmp_path)

@@ -141,6 +141,7 @@ def _check_entry(f):
     return meta
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_elementwise_compiles_warning_free(dtype):
     ins, outs = elementwise_graph(dtype)
@@ -149,6 +150,7 @@ def test_elementwise_compiles_warning_free(dtype):
     assert f.source.startswith(f"/* gencomp module {f.cache_key[:12]}")
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dtype", FLOATS)
 def test_reductions_compile_warning_free(dtype):
     ins, outs, _ = reduction_graph(dtype)
@@ -174,6 +176,7 @@ def test_host_steps_between_kernels_compile(dtype):
     assert meta["kernels"]
 
 
+@pytest.mark.slow
 def test_integer_and_bool_ops_compile():
     ins, outs = integer_graph()
     _check_entry(function(ins, outs, device="cuda"))

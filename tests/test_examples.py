@@ -5,6 +5,8 @@ import pathlib
 
 import numpy as np
 
+import pytest
+
 EXAMPLES = pathlib.Path(__file__).resolve().parent.parent / "examples"
 
 
@@ -40,6 +42,7 @@ def numpy_mlp_losses(mlp, steps, hidden, lr, batch, seed):
     return np.array(losses)
 
 
+@pytest.mark.slow
 def test_mlp_matches_numpy_for_100_sgd_steps():
     mlp = _load("mlp")
     settings = dict(steps=100, hidden=64, lr=0.5, batch=128, seed=3)
@@ -82,6 +85,7 @@ def numpy_rnn_losses(rnn, steps, lr):
     return np.array(losses)
 
 
+@pytest.mark.slow
 def test_rnn_example_matches_numpy_bptt():
     rnn = _load("rnn")
     X, y = rnn.make_data()

@@ -4,6 +4,8 @@ import pickle
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gencomp
 import gencomp.tensor as T
@@ -175,7 +177,170 @@ def test_python_and_list_inputs_convert_when_they_fit():
     np.testing.assert_array_equal(g(np.array([1, 2], dtype=np.int64)), [2, 4])
     y = T.fvector("y")
     h = function([y], y + 0.1)
-    assert h([0.5, 1.0]).dtype == np.float32     # python floats fit float32, as in Theano
+    assert h([0.5, 1.0]).dtype == np.float32     # these python floats are exact in float32
+
+
+# (dtype, ndim, value, fits): a list or Python number converts only when every value fits exactly
+EXACTNESS = [
+    ("float32", 1, [1, 2, 16777216], True), ("float32", 1, [1, 2, 16777217], False),   # 2**24 + 1
+    ("float32", 1, [0.5, -0.25, 2.0 ** 127], True), ("float32", 1, [0.1], False),
+    ("float32", 1, [float("nan"), float("inf"), -float("inf")], True), ("float32", 1, [1e300], False),
+    ("float32", 1, [2 ** 70], True), ("float32", 1, [2 ** 64 + 1], False),
+    ("float64", 0, 2 ** 53, True), ("float64", 0, 2 ** 53 + 1, False), ("float64", 0, 1 + 0j, True),
+    ("float64", 0, 1 + 1j, False), ("float64", 0, 2 ** 63, True), ("float64", 1, [2 ** 64 + 1], False),
+    ("int32", 0, 2.0, True), ("int32", 0, 1.5, False), ("int32", 0, 2 ** 31, False), ("int32", 0, -2 ** 31, True),
+    ("int8", 0, 300, False), ("int8", 0, -128, True), ("int8", 1, [127, 128], False), ("int8", 0, True, True),
+    ("int64", 0, 2 ** 63, False), ("int64", 0, 2 ** 63 - 1, True), ("int64", 0, float(2 ** 63), False),
+    ("int64", 0, -2.0 ** 63, True), ("int64", 0, float("nan"), False), ("int64", 0, float("inf"), False),
+    ("uint8", 0, -1, False), ("uint8", 0, 255, True), ("uint8", 1, [0, 256], False),
+    ("bool", 1, [0, 1, True], True), ("bool", 0, 2, False), ("bool", 0, 0.5, False),
+    ("complex64", 0, 16777217, False), ("complex64", 1, [1 + 2j, 0.5j], True), ("complex64", 0, 0.1j, False),
+]
+
+
+@pytest.mark.parametrize("dtype, ndim, value, fits", EXACTNESS)
+def test_lists_and_python_numbers_convert_only_when_exact(dtype, ndim, value, fits):
+    """Theano's TensorType.filter: a list or Python number that the input's dtype cannot hold
+    exactly is a TypeError naming the input and its dtype; allow_input_downcast (or In(x,
+    allow_downcast=True)) converts it as numpy.asarray(value, dtype) does."""
+    x = T.tensor(dtype, shape=(None,) * ndim, name="x")
+    strict, loose, per_input = (function([x], x, device="py"),
+                                function([x], x, device="py", allow_input_downcast=True),
+                                function([In(x, allow_downcast=True)], x, device="py"))
+    if fits:
+        for f in (strict, loose, per_input):
+            got = f(value)
+            assert got.dtype == dtype and got.shape == np.shape(value)
+            assert _same_numbers(got, value)
+        return
+    with pytest.raises(TypeError, match=rf"input 'x' of dtype {dtype} cannot hold"):
+        strict(value)
+    try:
+        with np.errstate(all="ignore"):
+            numpy_says = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError, OverflowError):          # numpy refuses too: so does gencomp
+        for f in (loose, per_input):
+            with pytest.raises(TypeError, match="input 'x'"):
+                f(value)
+        return
+    for f in (loose, per_input):
+        got = f(value)
+        assert got.dtype == dtype
+        np.testing.assert_array_equal(got, numpy_says)
+
+
+def test_inexact_values_raise_on_the_c_backend_too():
+    x = T.fvector("x")
+    f = function([x], x * 2)
+    with pytest.raises(TypeError, match=r"'x' of dtype float32 cannot hold \[1, 2, 16777217\] exactly"):
+        f([1, 2, 16777217])
+    np.testing.assert_array_equal(f([1, 2, 16777216]), np.array([2, 4, 2 ** 25], dtype=np.float32))
+    g = function([x], x * 2, allow_input_downcast=True)
+    np.testing.assert_array_equal(g([1, 2, 16777217]), np.array([1, 2, 16777217], dtype=np.float32) * 2)
+    i, b = T.iscalar("i"), T.bscalar("b")
+    h = function([i, In(b, allow_downcast=True)], i + b)
+    with pytest.raises(TypeError, match="'i' of dtype int32"):
+        h(1.5, 1)
+    assert h(2, 3.75) == 5                       # only b may downcast: 3.75 -> 3
+    with pytest.raises(TypeError, match="'b' of dtype int8 cannot hold 300"):
+        h(2, 300)                                # numpy refuses it too (out of bounds)
+
+
+def test_python_float_for_a_floatx_input_rounds_unless_downcast_is_false():
+    """Theano's special case ("float given for floatX: ok"): with allow_input_downcast left at
+    None, a Python float given for a floatX (float32) input is rounded to it; a list is not, nor
+    a numpy float64, nor an input of another dtype, nor allow_input_downcast=False."""
+    with gencomp.config.change(floatX="float32"):
+        x, v = T.scalar("x"), T.vector("v")
+        f = function([x], x * 2)
+        strict = function([x], x * 2, allow_input_downcast=False)
+        per_input = function([In(x, allow_downcast=False)], x * 2)
+        g = function([v], v * 2)
+    assert f(0.1) == np.float32(0.1) * 2 and f(0.1).dtype == np.float32
+    assert f(1e38) == np.float32(1e38) * 2
+    with pytest.raises(TypeError, match=r"'x' of dtype float32 cannot hold 1e\+300"):
+        f(1e300)                                  # not a rounding: the value overflows to inf
+    for fn in (strict, per_input):
+        with pytest.raises(TypeError, match="'x' of dtype float32 cannot hold 0.1 exactly"):
+            fn(0.1)
+        assert fn(0.5) == 1.0
+    with pytest.raises(TypeError, match=r"'v' of dtype float32 cannot hold \[0.1\] exactly"):
+        g([0.1])
+    with pytest.raises(TypeError, match="float64"):
+        f(np.float64(0.1))                        # a numpy scalar follows numpy's 'safe' rule
+    y = T.fscalar("y")                            # floatX is float64 here: no special case
+    with pytest.raises(TypeError, match="'y' of dtype float32"):
+        function([y], y * 2)(0.1)
+
+
+def _values_for(dtype):
+    """Lists of numbers. numpy makes the array first: a list mixing ints and floats, or ints
+    below 0 and above 2**63 - 1, is a float64 array there (its big ints rounded, as numpy.array
+    does), so the int lists are those numpy keeps as ints (int64, uint64, or Python ints)."""
+    info = np.iinfo(dtype) if np.dtype(dtype).kind in "iu" else None
+    edges = [0, 1, -1, 2 ** 24, 2 ** 24 + 1, 2 ** 53 + 1, 2 ** 63 - 1, 2 ** 63, 2 ** 64, -2 ** 63]
+    if info is not None:
+        edges += [int(info.min), int(info.max), int(info.min) - 1, int(info.max) + 1]
+    ints = st.one_of(st.sampled_from(edges), st.integers(-2 ** 70, 2 ** 70), st.integers(-300, 300))
+    floats = st.one_of(st.floats(allow_nan=True, allow_infinity=True),
+                       st.floats(-1e6, 1e6).map(lambda f: float(np.float32(f))),  # exact in float32
+                       st.integers(-2 ** 60, 2 ** 60).map(float), st.sampled_from([0.5, 0.1, -0.0, 1e300]))
+    int_lists = st.lists(ints, min_size=1, max_size=5).filter(lambda v: np.asarray(v).dtype.kind in "iuO")
+    return st.one_of(int_lists, st.lists(floats, min_size=1, max_size=5))
+
+
+CONVERSION_DTYPES = ["float32", "float64", "int8", "int32", "int64", "uint8", "bool", "complex64"]
+_IDENTITY: dict = {}
+
+
+def _identity(dtype, downcast):
+    key = (dtype, downcast)
+    if key not in _IDENTITY:
+        x = T.tensor(dtype, shape=(None,), name="x")
+        _IDENTITY[key] = function([x], x, device="py", allow_input_downcast=downcast)
+    return _IDENTITY[key]
+
+
+def _same_numbers(arr, value) -> bool:
+    """Every element of `arr` equals the Python number in `value` (NaN matching NaN)."""
+    items = value if isinstance(value, list) else [value]
+    return all(a == b or (a != a and b != b) for a, b in zip(np.atleast_1d(arr).tolist(), items, strict=True))
+
+
+def _exact_reference(value, dtype) -> bool:
+    """Each number converted alone, compared with the Python number (Python compares exactly)."""
+    for item in value:
+        try:
+            with np.errstate(all="ignore"):
+                back = np.asarray(item).astype(dtype).item()
+        except (OverflowError, TypeError, ValueError):
+            return False
+        if not (back == item or (back != back and item != item)):
+            return False
+    return True
+
+
+@settings(max_examples=25, deadline=None)
+@given(data=st.data(), dtype=st.sampled_from(CONVERSION_DTYPES))
+def test_list_conversion_is_exact_or_a_type_error(data, dtype):
+    value = data.draw(_values_for(dtype), label="value")
+    exact = _exact_reference(value, dtype)
+    strict, loose = _identity(dtype, None), _identity(dtype, True)
+    if exact:
+        got = strict(value)
+        assert got.dtype == dtype and _same_numbers(got, value)
+        np.testing.assert_array_equal(loose(value), got)
+        return
+    with pytest.raises(TypeError, match=f"input 'x' of dtype {dtype}"):
+        strict(value)
+    try:
+        with np.errstate(all="ignore"):
+            want = np.asarray(value, dtype=dtype)
+    except (OverflowError, TypeError, ValueError):
+        with pytest.raises(TypeError, match="input 'x'"):
+            loose(value)
+        return
+    np.testing.assert_array_equal(loose(value), want)
 
 
 @pytest.mark.parametrize("call, error, words", [

@@ -1,4 +1,5 @@
-"""OpenMP (config.openmp, config.threads): threads change no result.
+"""OpenMP (config.openmp, config.threads): threads change no result; and Python threads calling
+compiled functions at once (the last tests).
 
 Loops above PARALLEL_MIN elements may run on several threads when gencomp.config.openmp is on
 (threads.h.j2 times one thread against the team and keeps the faster; these tests force the
@@ -19,13 +20,16 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import gencomp
 import gencomp.tensor as T
-from gencomp import function
+from gencomp import function, shared
 from gencomp.codegen.c import PARALLEL_MIN
 from gencomp.compile.cc import supports_openmp
 
@@ -174,10 +178,11 @@ def test_source_has_omp_parallel_only_when_openmp_is_on():
     for openmp in (True, False):
         with gencomp.config.change(openmp=openmp):
             f = function([x, y], [x * y + 1, T.sum(x * y)])
-        sources[openmp] = f.source
+        with open(os.path.join(os.path.dirname(f.source_path), "gencomp.h")) as header:
+            sources[openmp] = f.source + header.read()      # module.c and the runtime it includes
     assert ("#pragma omp parallel" in sources[True]) == HAS_OPENMP
     assert "#pragma omp parallel" not in sources[False]
-    assert "omp.h" not in sources[False]
+    assert "<omp.h>" not in sources[False]
     assert "#pragma omp simd" in sources[False]        # vectorized loops either way
     assert str(PARALLEL_MIN) in sources[True] or not HAS_OPENMP
 
@@ -301,3 +306,152 @@ def test_openmp_wait_policy_is_set_for_libgomp_only(user_policy, tmp_path):
         assert got["env"] == user_policy and "user" in got["state"]
     else:
         assert got["env"] is None and "passive" in got["state"]
+
+
+# ------------------------------------------------------------ Python threads calling one function
+#
+# Each thread calls a compiled function on a frame of temporaries of its own (CRunner.local) and
+# cffi releases the GIL during the C call, so calls from several Python threads run at once.
+# (That calls of different functions do not serialise is a timing matter, checked by
+# bench/check_parallel_calls.py rather than here.)
+
+def _in_threads(work, n_threads):
+    """Run work(k) on n_threads threads started together; re-raise the first failure."""
+    start, failures = threading.Barrier(n_threads), []
+
+    def run(k):
+        try:
+            start.wait()
+            work(k)
+        except BaseException as exc:             # noqa: BLE001 (reported in the main thread)
+            failures.append(exc)
+
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(n_threads)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if failures:
+        raise failures[0]
+
+
+_ONE: dict = {}
+
+
+def _one_function():
+    """Temporaries (a BLAS product feeding a fused kernel), reductions, a dot, no updates."""
+    if not _ONE:
+        x, w = T.matrices("x", "w")
+        v = T.vector("v")
+        h = T.tanh(T.dot(x, w) + v)
+        _ONE["f"] = function([x, w, v], [h.sum(axis=1) * 2, T.max(abs(x) - 1, axis=0), (h * h).mean(),
+                                         T.dot(h.T, x), T.exp(x * 0.1).sum() + T.sum(v)])
+    return _ONE["f"]
+
+
+def _numpy_one(x, w, v):
+    h = np.tanh(x @ w + v)
+    return [h.sum(axis=1) * 2, (np.abs(x) - 1).max(axis=0), (h * h).mean(), h.T @ x,
+            np.exp(x * 0.1).sum() + v.sum()]
+
+
+@settings(max_examples=25, deadline=None)
+@given(cases=st.lists(st.tuples(st.integers(1, 300), st.integers(1, 12), st.integers(1, 12),
+                                st.integers(0, 2 ** 32 - 1)), min_size=2, max_size=6))
+def test_one_function_called_from_many_threads_gives_every_call_its_own_result(cases):
+    f = _one_function()
+    args = []
+    for n, k, m, seed in cases:
+        rng = np.random.default_rng(seed)
+        args.append((rng.standard_normal((n, k)), rng.standard_normal((k, m)), rng.standard_normal(m)))
+    serial = [f(*a) for a in args]
+    for a, got in zip(args, serial):
+        for g, want in zip(got, _numpy_one(*a)):
+            np.testing.assert_allclose(g, want, rtol=1e-12, atol=1e-12)
+
+    def work(k):
+        for r in range(4):                      # each thread walks the cases in its own order
+            for j in range(len(args)):
+                index = (j * (k + 1) + r) % len(args)
+                for g, want in zip(f(*args[index]), serial[index]):
+                    np.testing.assert_array_equal(g, want)    # the serial call's very bits
+
+    _in_threads(work, 6)
+
+
+def test_updates_from_threads_give_the_results_of_some_serial_order():
+    """What calls with updates promise from several threads: a call holds the locks of its shared
+    variables from reading their values to storing the new ones, so the calls of one or several
+    functions updating a variable give the results of SOME serial order of those calls (which
+    one is up to the scheduler): no update is lost, no call sees a half-updated value -- though
+    the update is computed in place, into the old value's buffer -- and the final value is that
+    of the serial order. A function that only reads the variable takes no lock (readers run in
+    parallel) but never returns a torn value either: if an in-place update raced it, it runs
+    again. get_value() copies are never torn."""
+    n = 100_000
+    state = shared(np.zeros(n), name="state")
+    step = T.lscalar("step")
+    bump = function([step], [state, T.sum(state)], updates=[(state, state + step)])
+    double = function([], state, updates=[(state, state + 2.0)])
+    read = function([], [state[0], state[n - 1], T.sum(state)])
+    buffer = state.get_value(borrow=True)
+    bump(0)
+    assert state.get_value(borrow=True) is buffer     # the update runs in place: the racy case
+    seen, reads, copies = [], [], []                    # (old value, step), reader's values, copies
+
+    def work(k):
+        if k < 3:
+            for _ in range(30):
+                old, total = bump(1)
+                seen.append((old, 1))
+                assert total == old.sum()
+        elif k == 3:
+            for _ in range(20):
+                seen.append((double(), 2))
+        else:
+            for _ in range(40):
+                reads.append(read())
+                copies.append(state.get_value())
+
+    _in_threads(work, 5)
+    olds = []
+    for old, inc in seen:
+        assert np.all(old == old[0]), "a call saw a half-updated value"
+        olds.append((float(old[0]), inc))
+    olds.sort()
+    value = 0.0
+    for old, inc in olds:                 # sorted by the value each call saw: a serial order
+        assert old == value, f"calls saw {[o for o, _ in olds]}: an update was lost"
+        value += inc
+    assert value == 3 * 30 + 2 * 20
+    np.testing.assert_array_equal(state.get_value(), np.full(n, value))
+    states = {o for o, _ in olds} | {value}
+    for first, last, total in reads:
+        assert first == last and total == n * first and float(first) in states, "a read was torn"
+    for copy in copies:
+        assert np.all(copy == copy[0]) and float(copy[0]) in states, "get_value() was torn"
+
+
+def test_borrowed_outputs_are_per_thread():
+    """Out(borrow=True) reuses one buffer from call to call, but never another thread's."""
+    from gencomp import Out
+
+    x = T.dvector("x")
+    f = function([x], Out(T.exp(x) * 2, borrow=True))
+    bad = []
+
+    def work(k):
+        v = np.full(5000, float(k))
+        want = f(v).copy()
+        for _ in range(150):
+            if not np.array_equal(f(v), want):
+                bad.append(k)
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not bad
+    first = f(np.ones(3))
+    assert f(np.zeros(3)) is first             # one thread: the same buffer again

@@ -14,7 +14,8 @@ bool only.
 The oracle is a direct numpy evaluation of the tree, op by op, in numpy's
 compute dtypes (float16 widened to float32, as gencomp does):
 
-* device='py' runs the same numpy functions, so it must match it exactly;
+* device='py' on the unoptimized graph runs the same numpy functions, so it must match it
+  exactly (the optimizer's stabilizing rewrites change rounding: they are checked like C);
 * compiled C code uses the C library's exp/log/sin/... which may differ from
   numpy's by a few units in the last place, and such a difference can be
   amplified downstream (cancellation, a floor or a comparison of a computed
@@ -242,18 +243,21 @@ SETTINGS = settings(max_examples=40, deadline=None,
                     suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(problems())
 def test_random_elementwise_graph(problem):
     check(*problem)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(problems(dtypes=("float32", "float64")))
 def test_random_float_graph(problem):
     check(*problem)
 
 
+@pytest.mark.slow
 @SETTINGS
 @given(problems(dtypes=("int32", "bool")))
 def test_random_int_bool_graph(problem):
@@ -293,7 +297,8 @@ def check(types, roots, values):
             raise
         return
     try:
-        got_p = function(variables, outputs, on_unused_input="ignore", device="py")(*values)
+        # the unoptimized graph: stabilizing rewrites (log(sigmoid(x)) -> -softplus(-x)) change rounding
+        got_p = function(variables, outputs, on_unused_input="ignore", device="py", mode="None")(*values)
     except ValueError as exc:
         if not numpy_raises(exc):
             raise

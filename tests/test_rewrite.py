@@ -329,6 +329,7 @@ class TreeBuilder:
             return sym, self.o.reduce(kind, r, axis)
 
 
+@pytest.mark.slow
 @PROPERTY
 @given(data=st.data(), kind=st.sampled_from(sorted(SHAPES)), dtype=st.sampled_from(FLOATS))
 def test_random_canonicalizable_graphs_agree_across_optimizers_and_numpy(data, kind, dtype):
@@ -947,6 +948,7 @@ def test_reused_temporaries_survive_shape_changes_between_calls():
 N_BIG = 10_000
 
 
+@pytest.mark.slow
 def test_ten_thousand_node_chains_that_rewrite_away():
     x = T.vector("x")
     m = T.matrix("m")
@@ -985,6 +987,7 @@ def test_ten_thousand_node_chains_that_rewrite_away():
         np.testing.assert_array_equal(got, expected, err_msg=name)
 
 
+@pytest.mark.slow
 def test_ten_thousand_node_graph_optimizes_and_compiles():
     """A deep elementwise chain (an unrolled recurrence) of 10,000 nodes that no rule removes:
     no recursion error anywhere (rewrites, lowering, rendering, printing, hashing), the right

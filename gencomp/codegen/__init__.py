@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 from pathlib import Path
+
+_NOT_CODEGEN = {"cli.py", "demo.py", "__main__.py"}     # cannot change what gets compiled
 
 
 def templates_dir() -> Path:
@@ -32,3 +35,24 @@ def environment():
 
 def render(template: str, **context) -> str:
     return environment().get_template(template).render(**context)
+
+
+@functools.lru_cache(maxsize=None)
+def code_fingerprint() -> str:
+    """SHA-256 of gencomp's own sources and templates: any change to the compiler changes every key."""
+    from .. import __version__
+
+    package = Path(__file__).resolve().parent.parent
+    h = hashlib.sha256(__version__.encode())
+    sources = [p for p in package.rglob("*.py") if p.name not in _NOT_CODEGEN]
+    for path in sorted([*sources, *templates_dir().rglob("*.j2")]):
+        h.update(path.name.encode())
+        h.update(path.read_bytes())
+    return h.hexdigest()
+
+
+def key_parts(fgraph) -> list:
+    """What a module's cache key covers besides its compiler: gencomp's code and the graph."""
+    from ..graph.hashing import canonical_lines
+
+    return ["gencomp", code_fingerprint(), *canonical_lines(fgraph)]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -10,7 +11,7 @@ import numpy as np
 from .. import dtypes
 from . import render
 from ..tensor.reduce import Reduce
-from .lower import Kernel, Plan, ShapeError, compute_dtypes
+from .lower import Kernel, Plan, ShapeError, compute_dtypes, error_records
 
 
 @dataclass(frozen=True)
@@ -27,6 +28,7 @@ class Ptr:
     raw: str
     const: bool
     restrict: bool = True     # False for the two pointers of an in-place store
+    comment: str = ""
 
 
 @dataclass(frozen=True)
@@ -147,7 +149,7 @@ class _Context:
             self.call += [f"a[{arg_index}].data", *(f"a[{arg_index}].n[{k}]" for k in range(len(arg.broadcastable))),
                           *(f"a[{arg_index}].s[{k}]" for k in mapped)]
             self.pointers.append(Ptr(ctype, f"{arg.cname}_data", f"{arg.cname}_raw", True,
-                                     arg_index not in kernel.inplace.values()))
+                                     arg_index not in kernel.inplace.values(), comment_text(arg.label)))
             for k, bcast in enumerate(arg.broadcastable):
                 if bcast:
                     self.check(f"{arg.cname}_n{k} != 1", ShapeError(arg_index, k, None, first_store),
@@ -202,11 +204,9 @@ CHUNK = 16384             # elements per scheduled chunk of a threaded loop (a m
 BLOCK, MAX_BLOCKS = 16384, 64    # partial results of a flat reduction (see reduce.c.j2)
 
 
-def _team_pragmas(outer_extent: str) -> tuple:
-    """(flat-loop pragma, outer-loop pragma) of a loop run by the team that gc_team chose (threads.h.j2)."""
-    return ("#pragma omp parallel for simd schedule(dynamic, GC_CHUNK) num_threads(threads)",
-            f"#pragma omp parallel for schedule(dynamic, gc_chunk_rows({outer_extent}, n)) "
-            "num_threads(threads)")
+def param_names(params: list) -> list:
+    """The names of C parameters written as 'type name' or 'type *name'."""
+    return [p.rsplit(" ", 1)[-1].lstrip("*") for p in params]
 
 
 def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
@@ -222,7 +222,7 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
         ctx.params.append(f"void *{arg.cname}_raw")
         ctx.call.append(f"a[{out_index}].data")
         ctx.pointers.append(Ptr(dtypes.ctype(arg.dtype), f"{arg.cname}_data", f"{arg.cname}_raw", False,
-                                out_index not in kernel.inplace))
+                                out_index not in kernel.inplace, comment_text(arg.label)))
         text = operand_text(value, arg.dtype)
         stores_flat.append(Store(f"{arg.cname}_data[{'i' if nd else 0}]", text))
         stores_nd.append(Store(f"{arg.cname}_data[o]", text))
@@ -230,16 +230,26 @@ def elementwise_context(plan, kernel, errors, backend="c", parallel=False) -> di
     outs = ", ".join(args[i].label for i, _ in kernel.stores)
     offset = " + ".join(f"i{d} * {_product([f'n{e}' for e in range(d + 1, nd)])}" for d in range(nd))
     threaded = parallel and not result["error_code"]
-    team_flat, team_outer = _team_pragmas(f"n{result['order'][0]}" if nd else "1")
     flat_pragma, inner_pragma = "#pragma omp simd", "#pragma omp simd" if nd > 1 else ""
     if result["error_code"]:          # the error flag is written from the loop: no simd, no threads
         flat_pragma = inner_pragma = ""
     result.update(comment=comment_text(f"elementwise loop computing {outs}"), stores_flat=stores_flat,
                   stores_nd=stores_nd, out_offset=offset.replace(" * 1", "") or "0",
-                  flat_pragma=flat_pragma, inner_pragma=inner_pragma, team_flat_pragma=team_flat,
-                  team_outer_pragma=team_outer,
+                  flat_pragma=flat_pragma, inner_pragma=inner_pragma,
                   tune=f"gc_tune_{kernel.name}" if threaded and nd else "")
+    result["chunk_params"] = _used_params(result)
+    result["chunk_args"] = param_names(result["chunk_params"])
     return result
+
+
+def _used_params(result: dict) -> list:
+    """The parameters the loop itself reads (not those only the shape checks read), for an
+    out-of-line loop that takes no unused parameter (-Wextra)."""
+    text = " ".join(map(str, [result["dims"], result["pointers"], result["hoisted"], result["loads_flat"],
+                              result["loads_nd"], result["loads_unit"], result["contiguous"],
+                              result["unit_stride"], result["stmts"], result["stores_nd"]]))
+    used = set(re.findall(r"[A-Za-z_][A-Za-z_0-9]*", text))
+    return [p for p in result["params"] if param_names([p])[0] in used]
 
 
 _IDENTITY = {"zero": lambda dt: c_literal(0, dt), "one": lambda dt: c_literal(1, dt),
@@ -273,7 +283,8 @@ def _reduction_base(plan, kernel, errors, backend):
     kept = [d for d in range(nd) if d not in axes]
     ctx.params += [f"void *{out.cname}_raw"]
     ctx.call.append(f"a[{out_index}].data")
-    ptr = Ptr(dtypes.ctype(out.dtype), f"{out.cname}_data", f"{out.cname}_raw", False)
+    ptr = Ptr(dtypes.ctype(out.dtype), f"{out.cname}_data", f"{out.cname}_raw", False, True,
+              comment_text(out.label))
     ctx.pointers.append(ptr)
     result = ctx.common("")
     # the loop lengths come from the leaves; a loop dim no leaf reads has length 1
@@ -350,7 +361,8 @@ def argreduce_context(plan, kernel, errors, backend="c") -> dict:
 
 
 def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: bool = False) -> tuple:
-    """(C source, cdef declarations, [ShapeError or NodeCheck by check code - 1], [entry point names]).
+    """(files {name: text}: module.c and the gencomp.h it includes, cdef declarations of its entry
+    points, meta {...} for meta.json: name, graph, checks by code - 1, entry point names).
 
     `parallel`: the module is compiled with OpenMP, so large loops use threads.
     """
@@ -379,7 +391,20 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
     if ectx["blas_types"]:
         decls.append("void gc_set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv, void *sdot, "
                      "void *ddot, int ilp64);")
-    source = render("c/module.c.j2", key12=key[:12], name=comment_text(name), openmp=parallel,
-                    parallel_min=PARALLEL_MIN, chunk=CHUNK, **ectx,
-                    graph_lines=[comment_text(line) for line in graph_lines], kernels=kernels)
-    return source, "\n".join(decls), errors, [seg["name"] for seg in ectx["segments"]]
+    context = dict(key12=key[:12], name=comment_text(name), openmp=parallel, parallel_min=PARALLEL_MIN,
+                   chunk=CHUNK, **ectx, graph_lines=[comment_text(line) for line in graph_lines], kernels=kernels,
+                   used=_helpers_called(kernels))
+    files = {"module.c": render("c/module.c.j2", **context), "gencomp.h": render("c/runtime.h.j2", **context)}
+    meta = {"name": name, "graph": graph_lines, "errors": error_records(errors),
+            "entry_points": [seg["name"] for seg in ectx["segments"]]}
+    return files, "\n".join(decls), meta
+
+
+def _helpers_called(kernels: list) -> set:
+    """The gc_* helpers of helpers.h.j2 that the kernels call, with those they call in turn."""
+    used = set(re.findall(r"\bgc_[a-z0-9_]+(?=\()", "\n".join(kernels)))
+    if "gc_pow_i64" in used:
+        used.add("gc_pow_u64")
+    if "gc_cpow" in used:
+        used |= {"gc_cmul", "gc_cdiv"}
+    return used

@@ -17,7 +17,7 @@ from . import render
 from ..tensor.reduce import Reduce
 from .c import (_accumulator, arg_better, argreduce_context, comment_text, elementwise_context,
                 operand_text, reduce_context)
-from .lower import HostStep, Plan, compute_dtypes
+from .lower import HostStep, Plan, compute_dtypes, error_records
 
 BLOCK = 256      # threads per block of every kernel; the runtime launches with it
 UNROLL = 4       # loads each thread has in flight in the contiguous paths (memory-level parallelism)
@@ -36,6 +36,11 @@ class CudaModule:
     kernels: list         # kernel (step) names, in plan order
     checks: list          # per kernel: [first, end) range into `errors`
     declarations: list    # one line per __global__ function, for meta.json and `gencomp cache show`
+
+    def meta(self) -> dict:
+        """What meta.json records of the module besides how it was compiled."""
+        return {"signature": "\n".join(self.declarations), "errors": error_records(self.errors),
+                "kernels": self.kernels, "checks": self.checks}
 
 
 def _check_supported(plan: Plan) -> None:

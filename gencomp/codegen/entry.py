@@ -43,6 +43,7 @@ class Entry:
     shapes: dict         # arg -> tuple of dims: ('dim', arg, d) of an array Python holds, 1, or
                          # None (known only once C computed it: arange)
     wrapped: set         # args computed in C that a host step reads (Python views them in the frame)
+    maxnd: int           # dimensions of a frame row (C's GC_MAXND; Python reads rows of 1 + 2 * maxnd)
 
 
 def lowering(step) -> str:
@@ -51,7 +52,7 @@ def lowering(step) -> str:
 
 
 def plan_entry(plan: Plan) -> Entry:
-    order, shapes, held, segment, wrapped = [], {}, set(), None, set()
+    order, shapes, held, segment, wrapped, passed = [], {}, set(), None, set(), set()
     for k, a in enumerate(plan.args):
         if a.role in ("input", "const"):
             held.add(k)
@@ -71,9 +72,9 @@ def plan_entry(plan: Plan) -> Entry:
             order.append(("segment", segment))
         segment.steps.append(index)
         reads = {leaf.arg for leaf in step.leaves} if isinstance(step, Kernel) else set(step.inputs)
-        for arg in sorted(reads & held):
-            if not any(arg in s.passed for kind, s in order if kind == "segment"):
-                segment.passed.append(arg)
+        for arg in sorted(reads & held - passed):      # its frame row stays set for later segments
+            segment.passed.append(arg)
+            passed.add(arg)
         for out in _written(step):
             shapes[out] = _shape(plan, step, family, out, shapes)
             if plan.args[out].role == "output":
@@ -81,7 +82,7 @@ def plan_entry(plan: Plan) -> Entry:
     for kind, seg in order:
         if kind == "segment":
             seg.passed.sort()
-    return Entry(order, shapes, wrapped)
+    return Entry(order, shapes, wrapped, max([1] + [len(a.broadcastable) for a in plan.args]))
 
 
 def _written(step) -> list:
@@ -146,7 +147,7 @@ def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, co
     if any(s["family"] == "scatter" for seg in segments for s in seg["steps"]):
         helpers.add("copy")
     return dict(segments=segments, nargs=max(1, len(plan.args)), helpers=sorted(helpers),
-                maxnd=max([1] + [len(a.broadcastable) for a in plan.args]), blas_types=blas_types)
+                maxnd=entry.maxnd, blas_types=blas_types)
 
 
 def _place(plan, out, step_inplace, seg) -> dict:
@@ -169,7 +170,6 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict
     family = lowering(step)
     if family == "kernel":
         dims = [step.sources[d] for d in step.out_dims()]
-        (out, _), *rest = step.stores
         places = [_place(plan, a, step.inplace, seg) for a, _ in step.stores]
         reads = list(dict.fromkeys(leaf.arg for leaf in step.leaves))
         text = "; ".join(_step_comment(plan, a, step.name, reads) for a, _ in step.stores)
@@ -185,7 +185,6 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict
     if family == "dimshuffle":
         ctx["dims"] = [("x", None) if d == "x" else (x[0], d) for d in node.op.new_order]
     elif family == "rebroadcast":
-        ctx["nd"] = len(node.op.pattern)
         ctx["ones"] = [d for d, b in enumerate(node.op.pattern) if b and not plan.args[x[0]].broadcastable[d]]
     elif family == "shape_i":
         ctx["axes"] = list(node.op.axes)
@@ -202,7 +201,7 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict
             # y's dimensions line up with (index length, dimension left) from the right
             ctx.update(y=x[1], set=node.op.set_instead, item=np.dtype(plan.args[out].dtype).itemsize,
                        y_dims=list(zip(range(y_nd), target[len(target) - y_nd:])),
-                       y_stride_i=f"ys{y_nd - len(target)}" if y_nd == len(target) else "0",
+                       y_stride_i="ys0" if y_nd == len(target) else "0",
                        y_stride_r=f"ys{y_nd - 1}" if ctx["rest"] and y_nd >= 1 else "0")
     elif family == "blas":
         ctype = dtypes.ctype(plan.args[out].dtype)

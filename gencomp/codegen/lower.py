@@ -9,7 +9,6 @@ a DimShuffle only changes how a kernel indexes its leaf arrays.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,6 +91,12 @@ class ShapeError:
     output: int
 
 
+def error_records(errors: list) -> list:
+    """The checks of a module as JSON for its meta.json (the runtime turns a failed one into a message)."""
+    return [["step", e.step] if not hasattr(e, "arg") else [e.arg, e.dim, list(e.source) if e.source else None, e.output]
+            for e in errors]
+
+
 @dataclass
 class Plan:
     args: list
@@ -102,32 +107,6 @@ class Plan:
     @property
     def kernels(self) -> list:
         return [s for s in self.steps if isinstance(s, Kernel)]
-
-
-def _sanitize(name: str | None, fallback: str) -> str:
-    if not name:
-        return fallback
-    clean = re.sub(r"[^A-Za-z0-9_]+", "_", name).strip("_")
-    if not clean or not (clean[0].isalpha() or clean[0] == "_"):
-        clean = "v_" + clean
-    return clean[:32]
-
-
-# Names the generated code uses itself: loop indices and lengths (i0, n1...), temporaries (t3),
-# kernel locals, its helpers (gc_*), C keywords and the math functions it calls.
-_RESERVED_PATTERN = re.compile(r"(?:[intslo]\d*|[mrjpv]|lo|hi|gc_\w*|\w*_(?:raw|data|n\d+|s\d+|v\d+))")
-_RESERVED_WORDS = frozenset("""
-    acc base best lane part threads want shape
-    auto break case char const continue default do double else enum extern float for goto if inline
-    int long register restrict return short signed sizeof static struct switch typedef union unsigned
-    void volatile while bool true false int8_t int16_t int32_t int64_t uint8_t uint16_t uint32_t
-    uint64_t size_t NAN INFINITY CMPLX CMPLXF malloc free exp expf log logf log1p expm1 sqrt sin cos
-    tan tanh pow fabs floor ceil rint fmod fmax fmin copysign creal cimag cabs cpow omp
-""".split())
-
-
-def _reserved(name: str) -> bool:
-    return name in _RESERVED_WORDS or _RESERVED_PATTERN.fullmatch(name) is not None
 
 
 def _input_label(var, position: int) -> str:
@@ -166,13 +145,13 @@ def _reuse_temporaries(plan: Plan):
             owned |= set(step.outputs)
     owned = {a for a in owned if plan.args[a].role == "temp"}
     for step in plan.steps:
-        position = getattr(getattr(step, "node", None) and step.node.op, "inplace_input", None)
-        if isinstance(step, HostStep) and position is not None:      # a gemm accumulating into C
-            (out_arg,) = step.outputs
-            if plan.args[out_arg].role == "temp" and step.inputs[position] in owned:
-                _mark_inplace(plan, out_arg, step.inputs[position])
+        if isinstance(step, HostStep):
+            position = getattr(step.node.op, "inplace_input", None)      # a gemm accumulating into C
+            if position is not None and plan.args[step.outputs[0]].role == "temp" \
+                    and step.inputs[position] in owned:
+                _mark_inplace(plan, step.outputs[0], step.inputs[position])
             continue
-        if not isinstance(step, Kernel) or step.reduce is not None:
+        if step.reduce is not None:
             continue
         for out_arg, _ in step.stores:
             if plan.args[out_arg].role != "temp" or out_arg in step.inplace:
@@ -232,8 +211,8 @@ class _Lowering:
         self.steps, self.pending = [], None
 
     def new_arg(self, role, base, label, var) -> int:
-        if _reserved(base):
-            base = f"v_{base}"
+        """A new array of the call. Its C name comes from its position (in3, tmp7, out0), never from
+        a user's name, which only ever appears in comments and messages (`label`)."""
         name, i = base, 1
         while name in self.names:
             name, i = f"{base}_{i}", i + 1
@@ -251,7 +230,7 @@ class _Lowering:
     def run(self) -> Plan:
         fg = self.fgraph
         for i, var in enumerate(fg.inputs):
-            self.arg_of[id(var)] = self.new_arg("input", _sanitize(var.name, f"in{i}"), _input_label(var, i), var)
+            self.arg_of[id(var)] = self.new_arg("input", f"in{i}", _input_label(var, i), var)
         nodes = fg.toposort()
         host_views, needed = self._materialized(nodes)
         outputs = {id(o) for o in fg.outputs}

@@ -1,48 +1,34 @@
-"""Build or load the compiled module of a lowered function graph, through the disk cache."""
+"""Build or load a compiled C module through the disk cache: source text in, loaded library out."""
 
 from __future__ import annotations
 
 import datetime
 import functools
-import hashlib
 import shlex
 from pathlib import Path
 
 from ..config import checkout_cache_dir
-from ..graph.hashing import canonical_lines, sha256_key
+from ..graph.hashing import sha256_key
 from . import cache, cc
 
 _LOADED: dict = {}        # (cache root, key) -> (entry, ffi, fn): one dlopen per process
 
 
-_NOT_CODEGEN = {"cli.py", "demo.py", "__main__.py"}     # cannot change what gets compiled
-
-
-@functools.lru_cache(maxsize=None)
-def code_fingerprint() -> str:
-    """SHA-256 of gencomp's own sources and templates: any change to the compiler changes every key."""
-    from .. import __version__
-    from ..codegen import templates_dir
-
-    package = Path(__file__).resolve().parent.parent
-    h = hashlib.sha256(__version__.encode())
-    sources = [p for p in package.rglob("*.py") if p.name not in _NOT_CODEGEN]
-    for path in sorted([*sources, *templates_dir().rglob("*.j2")]):
-        h.update(path.name.encode())
-        h.update(path.read_bytes())
-    return h.hexdigest()
-
-
-def cache_key(fgraph, snapshot, backend: str) -> str:
+def cache_key(parts: list, snapshot, backend: str = "c") -> str:
+    """The key of a module: `parts` (what the caller compiles: gencomp's code fingerprint and the
+    canonical graph) with the backend, compiler, CPU and flags that build it."""
     compiler = cc.compiler_identity(snapshot.cc)
-    return sha256_key(["gencomp", code_fingerprint(), f"backend={backend}", compiler, cc.cpu_identity(),
-                       f"cflags={snapshot.cflags}", f"openmp={snapshot.openmp}",
-                       *canonical_lines(fgraph)])
+    return sha256_key([f"backend={backend}", compiler, cc.cpu_identity(), f"cflags={snapshot.cflags}",
+                       f"openmp={snapshot.openmp}", *parts])
 
 
-def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
-    """(entry, ffi, library, cache_hit) for `plan`, compiling it only when the cache lacks it."""
-    key = cache_key(fgraph, snapshot, "c")
+def build_c(key_parts: list, snapshot, render):
+    """(entry, ffi, library, cache_hit) of a module, compiling it only when the cache lacks it.
+
+    `render(key, parallel)` gives the module as (files {name: text} with "module.c", cdef
+    declarations of its entry points, meta {...} to store); it is called on a cache miss only.
+    """
+    key = cache_key(key_parts, snapshot, "c")
     root = cache.ensure_root(snapshot.cache_dir, owned_default=snapshot.cache_dir == checkout_cache_dir())
     loaded = _LOADED.get((str(root), key))
     if loaded is not None and (loaded[0].path / cache.META).is_file():
@@ -50,8 +36,7 @@ def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
     entry = cache.read_entry(root, key)
     hit = entry is not None
     if entry is None:
-        entry = cache.publish(root, key, functools.partial(
-            _build_entry, plan=plan, snapshot=snapshot, key=key, name=name, graph_text=graph_text))
+        entry = cache.publish(root, key, functools.partial(_build_entry, snapshot=snapshot, key=key, render=render))
     else:
         cache.touch(entry)
     if snapshot.openmp and cc.supports_openmp(snapshot.cc):
@@ -61,25 +46,21 @@ def build_c(fgraph, plan, snapshot, name: str, graph_text: list):
     return entry, ffi, lib, hit
 
 
-def _build_entry(folder: Path, plan, snapshot, key, name, graph_text) -> dict:
-    from ..codegen.c import render_module
-
+def _build_entry(folder: Path, snapshot, key, render) -> dict:
     parallel = snapshot.openmp and cc.supports_openmp(snapshot.cc)
-    source, cdef, errors, entry_points = render_module(plan, key, name, graph_text, parallel=parallel)
-    (folder / "module.c").write_text(source, encoding="utf-8")
+    files, cdef, meta = render(key, parallel)
+    for file_name, text in files.items():
+        (folder / file_name).write_text(text, encoding="utf-8")
     cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
     seconds = cc.compile_library(cmd, folder)
     cc.write_ffi_module(cdef, folder / "ffi.py")
     return {
-        "name": name,
+        **meta,
         "backend": "c",
-        "graph": graph_text,
         "signature": cdef,
         "command": shlex.join(cmd),
         "compile_seconds": round(seconds, 4),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "errors": [["step", e.step] if not hasattr(e, "arg") else
-                   [e.arg, e.dim, list(e.source) if e.source else None, e.output] for e in errors],
-        "entry_points": entry_points,
-        "files": {"source": "module.c", "module": "module.so", "ffi": "ffi.py"},
+        "files": {"source": "module.c", "module": "module.so", "ffi": "ffi.py",
+                  **{n: n for n in files if n != "module.c"}},
     }

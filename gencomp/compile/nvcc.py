@@ -19,9 +19,8 @@ import time
 from pathlib import Path
 
 from ..config import checkout_cache_dir
-from ..graph.hashing import canonical_lines, sha256_key
+from ..graph.hashing import sha256_key
 from . import cache
-from .build import code_fingerprint
 
 DEFAULT_ARCHS = ("sm_80", "sm_90")       # A100, H100/H200: used when no GPU is visible
 # Warnings are gencomp bugs: generated sources must compile cleanly, so any warning fails the build.
@@ -83,16 +82,18 @@ def command(archs, source: str, output: str) -> list[str]:
     return cmd + ["-o", output, source]
 
 
-def cache_key(fgraph, snapshot) -> str:
+def cache_key(parts: list) -> str:
+    """The key of a CUDA module: `parts` (gencomp's code fingerprint, the canonical graph) and nvcc."""
     path = nvcc_path()
-    return sha256_key(["gencomp", code_fingerprint(), "backend=cuda", f"nvcc={path} {nvcc_version(path)}",
-                       f"archs={','.join(device_archs())}", f"nvccflags={shlex.join(NVCC_FLAGS)}",
-                       *canonical_lines(fgraph)])
+    return sha256_key(["backend=cuda", f"nvcc={path} {nvcc_version(path)}",
+                       f"archs={','.join(device_archs())}", f"nvccflags={shlex.join(NVCC_FLAGS)}", *parts])
 
 
-def build_cuda(fgraph, plan, snapshot, name: str, graph_text: list):
-    """(entry, cache_hit) for `plan` rendered to CUDA, compiling it only when the cache lacks it."""
-    key = cache_key(fgraph, snapshot)
+def build_cuda(key_parts: list, snapshot, render):
+    """(entry, cache_hit) of a CUDA module, compiling it only when the cache lacks it.
+
+    `render(key)` gives (source text, meta {...} to store); it is called on a cache miss only."""
+    key = cache_key(key_parts)
     root = cache.ensure_root(snapshot.cache_dir, owned_default=snapshot.cache_dir == checkout_cache_dir())
     loaded = _LOADED.get((str(root), key))
     if loaded is not None and (loaded.path / cache.META).is_file():
@@ -101,7 +102,7 @@ def build_cuda(fgraph, plan, snapshot, name: str, graph_text: list):
     hit = entry is not None
     if entry is None:
         entry = cache.publish(root, key, functools.partial(
-            _build_entry, plan=plan, key=key, name=name, graph_text=graph_text))
+            _build_entry, key=key, render=render))
     else:
         cache.touch(entry)
     _LOADED[(str(root), key)] = entry
@@ -117,28 +118,21 @@ def compile_fatbin(cmd: list[str], folder: Path) -> tuple:
     return time.perf_counter() - start, proc.stderr.strip()
 
 
-def _build_entry(folder: Path, plan, key, name, graph_text) -> dict:
-    from ..codegen.cuda import render_module
-
-    module = render_module(plan, key, name, graph_text)
-    (folder / "module.cu").write_text(module.source, encoding="utf-8")
+def _build_entry(folder: Path, key, render) -> dict:
+    source, meta = render(key)
+    (folder / "module.cu").write_text(source, encoding="utf-8")
     archs = device_archs()
     cmd = command(archs, "module.cu", "module.fatbin")
     seconds, stderr = compile_fatbin(cmd, folder)
     return {
-        "name": name,
+        **meta,
         "backend": "cuda",
-        "graph": graph_text,
-        "signature": "\n".join(module.declarations),
         "command": shlex.join(cmd),
         "nvcc": nvcc_version(cmd[0]),
         "archs": list(archs),
         "compiler_messages": stderr,
         "compile_seconds": round(seconds, 4),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "errors": [[e.arg, e.dim, list(e.source) if e.source else None, e.output] for e in module.errors],
-        "kernels": module.kernels,
-        "checks": module.checks,
         "files": {"source": "module.cu", "module": "module.fatbin"},
     }
 

@@ -90,8 +90,8 @@ class Dot(Op):
 class Gemm(Op):
     """beta * C + alpha * dot(A, B) for matrices: what `W - lr * dot(A, B)` becomes after rewriting.
 
-    At run time one BLAS call accumulates into a copy of C, or into C itself when C is a shared
-    variable this update replaces (gencomp/cblas.py); `perform` is the numpy reference.
+    In a compiled entry point one BLAS call accumulates into a copy of C, or into C itself when
+    nothing reads C afterwards (templates/c/blas.h.j2); `perform` is the numpy reference.
     """
 
     returns_view = False

@@ -83,18 +83,23 @@ class Reshape(Op):
             raise TypeError(f"reshape needs an integer vector shape, got {shape.type}")
         bcast = [False] * self.ndim
         if isinstance(shape, Constant):
-            bcast = [int(s) == 1 for s in shape.data]
+            dims = tuple(int(s) for s in np.asarray(shape.data).reshape(-1))
+            if len(dims) != self.ndim:
+                raise ValueError(f"reshape: the shape {dims} has {len(dims)} entries, expected {self.ndim}")
+            check_new_shape(dims)
+            bcast = [d == 1 for d in dims]
         return Apply(self, [x, shape], [TensorType(x.dtype, tuple(bcast))])
 
     def perform(self, node, inputs):
         x, shape = inputs
-        if len(shape) != self.ndim:
-            raise ValueError(f"reshape: the shape {tuple(shape)} has {len(shape)} entries, expected {self.ndim}")
+        dims = tuple(int(s) for s in shape)
+        if len(dims) != self.ndim:
+            raise ValueError(f"reshape: the shape {dims} has {len(dims)} entries, expected {self.ndim}")
+        check_new_shape(dims, x.shape)
         try:
-            return [x.reshape(tuple(int(s) for s in shape))]
+            return [x.reshape(dims)]
         except ValueError as exc:
-            raise ValueError(f"cannot reshape an array of shape {x.shape} into {tuple(int(s) for s in shape)}: "
-                             f"{exc}") from None
+            raise ValueError(f"cannot reshape an array of shape {x.shape} into {dims}: {exc}") from None
 
     def grad(self, inputs, output_grads, outputs):
         x, _ = inputs
@@ -224,6 +229,26 @@ def shape_i(x, axes):
     return ShapeI(axes)(x)
 
 
+def check_new_shape(dims, old_shape=None, shown=None):
+    """ValueError unless every length in `dims` is >= 0 but for at most one -1 (the length numpy
+    infers). numpy itself takes any negative length as that one (undocumented: numpy/numpy#27024);
+    gencomp does not, so that a shape computed wrongly (a -2) is an error, not a silent -1."""
+    unknown, shown = 0, tuple(dims) if shown is None else shown
+    for d in dims:
+        if d == -1:
+            unknown += 1
+        elif d < 0:
+            raise ValueError(f"reshape{_of(old_shape)}: negative length {d} in the new shape {shown}; "
+                             f"lengths are >= 0, and one of them may be -1 (inferred)")
+    if unknown > 1:
+        raise ValueError(f"reshape{_of(old_shape)}: the new shape {shown} has {unknown} entries -1; "
+                         f"can only specify one unknown dimension")
+
+
+def _of(shape) -> str:
+    return "" if shape is None else f" of an array of shape {tuple(shape)}"
+
+
 def reshape(x, newshape, ndim=None):
     """`x` with a new shape (a tuple of ints / scalars, or an int vector; one entry may be -1)."""
     from .math import stack
@@ -232,6 +257,9 @@ def reshape(x, newshape, ndim=None):
     if isinstance(newshape, (int, np.integer)):
         newshape = (newshape,)
     if isinstance(newshape, (list, tuple)):
+        check_new_shape([int(s) for s in newshape if isinstance(s, (int, np.integer))],
+                        shown="(" + ", ".join(str(s) if isinstance(s, (int, np.integer)) else "?"
+                                              for s in newshape) + ("," if len(newshape) == 1 else "") + ")")
         if all(isinstance(s, (int, np.integer)) for s in newshape):
             vec = _as(np.asarray(newshape, dtype=np.int64))
         else:

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import math
+import numbers
+
 import numpy as np
 
 from .. import dtypes
@@ -76,14 +79,25 @@ class TensorType:
     def signature(self) -> str:
         return self.dtype + "[" + "".join("1" if b else "?" for b in self.broadcastable) + "]"
 
-    def filter(self, value, name: str, allow_downcast: bool = False) -> np.ndarray:
-        """`value` as an ndarray of this type's dtype and ndim, or TypeError saying what was wrong."""
+    def filter(self, value, name: str, allow_downcast=None, floatX=None) -> np.ndarray:
+        """`value` as an ndarray of this type's dtype and ndim, or TypeError saying what was wrong.
+
+        An ndarray (or numpy scalar) must cast under numpy's 'safe' rule ('same_kind' when
+        `allow_downcast` is true). A list or Python number is converted when every value fits
+        the dtype exactly (16777217 does not fit float32, 1.5 not int32, 300 not int8), as
+        Theano's TensorType.filter; when `allow_downcast` is true it is converted as
+        numpy.asarray(value, dtype) does. `allow_downcast` None (the default): as False, except
+        that a Python float given for a `floatX` input is rounded to it (Theano's "float given
+        for floatX: ok", for float32 scalars written as Python literals). The values compared are
+        those of numpy.asarray(value): a list mixing floats with ints beyond 2**53 is a float64
+        array there first, as in numpy.
+        """
         if type(value) is np.ndarray:
             arr = value
         elif isinstance(value, (np.ndarray, np.generic)):
             arr = np.asarray(value)
         else:
-            return self._filter_python(value, name, allow_downcast)
+            return self._filter_python(value, name, allow_downcast, floatX)
         if arr.dtype != self.numpy_dtype:
             rule = "same_kind" if allow_downcast else "safe"
             if not np.can_cast(arr.dtype, self.numpy_dtype, rule):
@@ -95,37 +109,43 @@ class TensorType:
             arr = arr.astype(self.numpy_dtype)
         return self._check_ndim(arr, name)
 
-    def _filter_python(self, value, name, allow_downcast):
+    def _filter_python(self, value, name, allow_downcast, floatX):
+        target = self.numpy_dtype
+        if allow_downcast is None and type(value) is float and self.dtype == floatX:
+            with np.errstate(over="ignore"):
+                arr = np.asarray(value, dtype=target)      # rounded to floatX, as in Theano
+            if np.isinf(arr) and math.isfinite(value):
+                raise TypeError(f"input {name!r} of dtype {self.dtype} cannot hold {value!r}: it overflows "
+                                f"to {arr.item()!r}")
+            return self._check_ndim(arr, name)
         try:
             natural = np.asarray(value)
         except (ValueError, TypeError) as exc:
-            raise TypeError(f"input {name!r}: cannot convert {value!r} to an array ({exc})") from None
-        if natural.dtype.kind not in "biufc":
-            raise TypeError(f"input {name!r} expects numbers of dtype {self.dtype}, got {value!r}")
-        if natural.dtype == self.numpy_dtype:
+            raise TypeError(f"input {name!r}: cannot convert {_short(value)} to an array ({exc})") from None
+        kind = natural.dtype.kind
+        if natural.dtype == target:
             return self._check_ndim(natural, name)
-        if not allow_downcast and not self._fits(natural):
+        if kind == "O":           # Python ints beyond 64 bits, Fractions, Decimals, ...
+            if not all(isinstance(v, numbers.Number) for v in natural.flat):
+                raise TypeError(f"input {name!r} expects numbers of dtype {self.dtype}, got {_short(value)}")
+            arr = _exact_object(natural, target)
+        elif kind not in "biufc":
+            raise TypeError(f"input {name!r} expects numbers of dtype {self.dtype}, got {_short(value)}")
+        else:
+            arr = _exact(natural, target)
+        if arr is None and allow_downcast:
+            try:
+                with np.errstate(all="ignore"):
+                    arr = np.asarray(value, dtype=target)          # numpy's conversion
+            except (ValueError, TypeError, OverflowError) as exc:
+                raise TypeError(f"input {name!r} of dtype {self.dtype} cannot hold {_short(value)}, even "
+                                f"with allow_input_downcast: {exc}") from None
+        if arr is None:
             raise TypeError(
-                f"input {name!r} of dtype {self.dtype} cannot hold {_short(value)} exactly; "
-                f"pass a numpy array of dtype {self.dtype}, or allow_input_downcast=True to function()")
-        with np.errstate(all="ignore"):
-            arr = natural.astype(self.numpy_dtype)
+                f"input {name!r} of dtype {self.dtype} cannot hold {_short(value)} exactly"
+                f"{_would_be(natural, target)}; pass a numpy array of dtype {self.dtype}, or allow the "
+                f"conversion with function(..., allow_input_downcast=True) or In(variable, allow_downcast=True)")
         return self._check_ndim(arr, name)
-
-    def _fits(self, natural: np.ndarray) -> bool:
-        """Python numbers fit when no value changes kind or range (floats may round, as in Theano)."""
-        if np.can_cast(natural.dtype, self.numpy_dtype, "safe"):
-            return True
-        target = self.numpy_dtype
-        with np.errstate(all="ignore"):
-            converted = natural.astype(target)
-        if target.kind == "f" and natural.dtype.kind in "biuf":
-            return bool(np.all(np.isfinite(converted) | ~np.isfinite(natural)))
-        if target.kind == "c":
-            return True
-        if natural.dtype.kind == "c":
-            return False
-        return bool(np.all(converted == natural))
 
     def _check_ndim(self, arr: np.ndarray, name: str) -> np.ndarray:
         if arr.ndim != len(self.broadcastable):
@@ -140,3 +160,69 @@ class TensorType:
 def _short(value) -> str:
     text = repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _exact(natural: np.ndarray, target: np.dtype):
+    """natural.astype(target) when that keeps every value exactly (a NaN stays a NaN), else None.
+
+    `natural` is numpy's array of a list or Python number (bool, int64, uint64, float64 or
+    complex128, or numpy scalars' dtypes); the checks compare exactly, never through a rounding
+    common dtype (int64 and float64 compare equal at 2**53 + 1 and 2**53)."""
+    nk, tk = natural.dtype.kind, target.kind
+    with np.errstate(all="ignore"):
+        if nk == "c" and tk != "c":
+            if np.any(natural.imag != 0):
+                return None
+            natural, nk = natural.real, "f"
+        if nk == "b":
+            return natural.astype(target)
+        if tk == "b":
+            return natural.astype(target) if np.all((natural == 0) | (natural == 1)) else None
+        converted = natural.astype(target)
+        if tk in "iu":
+            info = np.iinfo(target)
+            if natural.size == 0:
+                return converted
+            if nk == "f":        # integral and inside [min, max + 1): the bounds are powers of two
+                ok = np.all((natural >= float(info.min)) & (natural < float(info.max + 1))
+                            & (np.trunc(natural) == natural))
+            else:
+                ok = int(natural.min()) >= info.min and int(natural.max()) <= info.max
+            return converted if ok else None
+        real = converted.real if tk == "c" and nk != "c" else converted
+        if nk in "fc":           # a float/complex of this precision or less widens back exactly
+            back = real.astype(natural.dtype)
+            ok = np.all((back == natural) | (np.isnan(back) & np.isnan(natural)))
+            return converted if ok else None
+        info = np.iinfo(natural.dtype)     # integers to floats: finite, in range, and back exactly
+        if natural.size == 0:
+            return converted
+        inside = np.all(np.isfinite(real) & (real >= float(info.min)) & (real < float(info.max + 1)))
+        return converted if inside and np.array_equal(real.astype(natural.dtype), natural) else None
+
+
+def _exact_object(natural: np.ndarray, target: np.dtype):
+    """_exact for an object array of Python numbers (ints beyond 64 bits...): compared by Python."""
+    try:
+        with np.errstate(all="ignore"):
+            converted = natural.astype(target)
+    except (ValueError, TypeError, OverflowError):
+        return None
+    for a, b in zip(natural.flat, converted.astype(object).flat):
+        if not (a == b or (a != a and b != b)):
+            return None
+    return converted
+
+
+def _would_be(natural: np.ndarray, target: np.dtype) -> str:
+    """' (it would become ...)': what a plain conversion gives, when numpy computes one."""
+    if natural.dtype.kind == "c" and target.kind != "c":
+        if np.any(natural.imag != 0):
+            return " (it has a nonzero imaginary part)"
+        natural = natural.real
+    try:
+        with np.errstate(all="ignore"):
+            shown = natural.astype(target)
+    except (ValueError, TypeError, OverflowError):
+        return ""
+    return f" (it would become {_short(shown.tolist())})"
