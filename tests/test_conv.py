@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from hypothesis import given, settings, strategies as st
 
 import gencomp
 import gencomp.tensor as T
@@ -15,15 +16,17 @@ RNG = np.random.default_rng(0)
 XV, WV = RNG.standard_normal((2, 3, 7, 6)), RNG.standard_normal((4, 3, 3, 2))
 
 
-def loop_conv(x, w, pad, stride, flip):
+def loop_conv(x, w, pad, stride, flip, dilation=(1, 1)):
+    """The convolution by its definition: a sum over each (dilated) window."""
     w = w[:, :, ::-1, ::-1] if flip else w
     xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
-    fh, fw = w.shape[2:]
-    oh, ow = (xp.shape[2] - fh) // stride[0] + 1, (xp.shape[3] - fw) // stride[1] + 1
+    (fh, fw), (dh, dw) = w.shape[2:], dilation
+    eh, ew = dh * (fh - 1) + 1, dw * (fw - 1) + 1
+    oh, ow = (xp.shape[2] - eh) // stride[0] + 1, (xp.shape[3] - ew) // stride[1] + 1
     out = np.zeros((x.shape[0], w.shape[0], oh, ow))
     for b, k, i, j in np.ndindex(out.shape):
         r, c = i * stride[0], j * stride[1]
-        out[b, k, i, j] = (xp[b, :, r:r + fh, c:c + fw] * w[k]).sum()
+        out[b, k, i, j] = (xp[b, :, r:r + eh:dh, c:c + ew:dw] * w[k]).sum()
     return out
 
 
@@ -39,6 +42,57 @@ def test_conv2d_forward_and_gradients(border_mode, pad, subsample):
                 rng=np.random.default_rng(1))
 
 
+@pytest.mark.slow
+@settings(max_examples=20, deadline=None)
+@given(data=st.data())
+def test_conv2d_in_c_matches_window_loops_and_numpy_gradients(data):
+    """Random geometry: the generated C (im2col + gemm) against the definition, and its gradients
+    against the numpy reference's; both dtypes, strided inputs."""
+    draw = lambda s: data.draw(s)                                   # noqa: E731
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    fh, fw, dh, dw = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 2)), draw(st.integers(1, 2))
+    border = draw(st.sampled_from(["valid", "full", "half", "pair"]))
+    pad = (draw(st.integers(0, 2)), draw(st.integers(0, 2))) if border == "pair" else None
+    eh, ew = dh * (fh - 1) + 1, dw * (fw - 1) + 1
+    pads = {"valid": (0, 0), "full": (eh - 1, ew - 1), "half": (eh // 2, ew // 2), "pair": pad}[border]
+    h = draw(st.integers(max(1, eh - 2 * pads[0]), 9))
+    w_ = draw(st.integers(max(1, ew - 2 * pads[1]), 9))
+    stride, flip = (draw(st.integers(1, 3)), draw(st.integers(1, 3))), draw(st.booleans())
+    n, c, k = draw(st.integers(1, 3)), draw(st.integers(1, 3)), draw(st.integers(1, 4))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    xv = rng.standard_normal((n, c, 2 * h, w_)).astype(dtype)[:, :, ::2]          # a strided view
+    wv = rng.standard_normal((k, c, fh, fw)).astype(dtype)
+    x, w = T.tensor4("x", dtype=dtype), T.tensor4("w", dtype=dtype)
+    y = T.nnet.conv2d(x, w, border_mode=pad if border == "pair" else border, subsample=stride,
+                      filter_flip=flip, filter_dilation=(dh, dw))
+    cost = (y * y).sum() * 0.5
+    outs = [y, *T.grad(cost, [x, w])]
+    f, ref = gencomp.function([x, w], outs), gencomp.function([x, w], outs, device="py")
+    assert "conv2d(&cv, 0" in f.source and "conv2d(&cv, 1" in f.source and "conv2d(&cv, 2" in f.source
+    tol = 2e-4 if dtype == "float32" else 1e-10
+    got, want = f(xv, wv), ref(xv, wv)
+    np.testing.assert_allclose(got[0], loop_conv(xv.astype(float), wv.astype(float), pads, stride, flip, (dh, dw)),
+                               rtol=tol, atol=tol)
+    for g, r in zip(got, want):
+        assert g.dtype == dtype and g.shape == r.shape
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol * max(1.0, float(np.abs(r).max(initial=0))))
+
+
+def test_conv2d_dilation_gradients_by_finite_differences():
+    verify_grad(lambda a, b: T.nnet.conv2d(a, b, border_mode="half", filter_dilation=(2, 1)), [XV, WV],
+                rng=np.random.default_rng(4))
+
+
+def test_conv2d_shape_hints_are_checked():
+    x, w = T.tensor4("x"), T.tensor4("w")
+    with pytest.raises(ValueError, match="channels"):
+        T.nnet.conv2d(x, w, input_shape=(2, 3, 7, 6), filter_shape=(4, 2, 3, 3))
+    with pytest.raises(ValueError, match="entries"):
+        T.nnet.conv2d(x, w, input_shape=(3, 7, 6))
+    f = gencomp.function([x, w], T.nnet.conv2d(x, w, input_shape=(None, 3, None, None), filter_shape=(4, 3, 3, 2)))
+    np.testing.assert_allclose(f(XV, WV), loop_conv(XV, WV, (0, 0), (1, 1), True), rtol=1e-12)
+
+
 def test_conv2d_errors():
     x, w = T.tensor4("x"), T.tensor4("w")
     f = gencomp.function([x, w], T.nnet.conv2d(x, w))
@@ -46,6 +100,10 @@ def test_conv2d_errors():
         f(XV, WV[:, :2])
     with pytest.raises(ValueError, match="larger than"):
         f(XV[:, :, :2], WV)
+    assert "conv2d(&cv" in f.source                     # the checks of the C form
+    g = gencomp.function([x, w], T.grad(T.nnet.conv2d(x, w).sum(), x))
+    with pytest.raises(ValueError, match="channels"):
+        g(XV, WV[:, :2])
     with pytest.raises(TypeError, match="4-d"):
         T.nnet.conv2d(T.dmatrix("m"), w)
 
@@ -84,8 +142,17 @@ CASES = [((2, 2), None, (0, 0), True), ((3, 2), None, (0, 0), False), ((3, 3), (
 def test_pool_2d_forward_and_gradients(mode, ws, stride, pad, ignore_border):
     x = T.tensor4("x")
     f = gencomp.function([x], pool_2d(x, ws=ws, ignore_border=ignore_border, stride=stride, pad=pad, mode=mode))
+    assert "pool2d(&pl" in f.source
     want = loop_pool(XV, ws, stride or ws, pad, ignore_border, mode)
     np.testing.assert_allclose(f(XV), want, rtol=1e-12)
+    x32 = T.tensor4("x", dtype="float32")
+    y32 = pool_2d(x32, ws=ws, ignore_border=ignore_border, stride=stride, pad=pad, mode=mode)
+    f32 = gencomp.function([x32], [y32, T.grad((y32 ** 2).sum(), x32)])
+    ref32 = gencomp.function([x32], [y32, T.grad((y32 ** 2).sum(), x32)], device="py")
+    xv32 = XV.astype("float32")[:, :, ::-1]                               # a negative-stride view
+    for got, ref in zip(f32(xv32), ref32(xv32)):
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, ref, rtol=1e-5, atol=1e-5)
     verify_grad(lambda a: pool_2d(a, ws=ws, ignore_border=ignore_border, stride=stride, pad=pad, mode=mode),
                 [XV], rng=np.random.default_rng(2))
 

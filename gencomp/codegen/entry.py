@@ -116,6 +116,14 @@ def _shape(plan, step, family, out, shapes) -> tuple:
         return (first,) + ((dim(x[0], x_nd - 1),) if x_nd > len(vectors) else ())
     if family == "scatter":
         return shapes[x[0]]
+    if family == "conv2d":                     # rows and columns: C computes them
+        return dim(x[0], 0), dim(x[1], 0), None, None
+    if family == "pool2d":
+        return dim(x[0], 0), dim(x[0], 1), None, None
+    if family == "conv2d_grad":
+        return shapes[x[0]] if step.node.op.wrt == "input" else shapes[x[1]]
+    if family == "pool2d_grad":
+        return shapes[x[0]]
     raise ValueError(f"no C form for step family {family!r}")
 
 
@@ -137,7 +145,11 @@ def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, co
         steps = [_step_context(plan, index, plan.steps[index], seg, kernel_calls, errors, comment)
                  for index in seg.steps]
         segments.append(dict(name=seg.name, params=params, sets=sets, steps=steps))
-    blas_types = sorted({s["ctype"] for seg in segments for s in seg["steps"] if s["family"] == "blas"})
+    def types(*families):
+        return sorted({s["ctype"] for seg in segments for s in seg["steps"] if s["family"] in families})
+
+    conv_types, pool_types = types("conv2d", "conv2d_grad"), types("pool2d", "pool2d_grad")
+    blas_types = sorted(set(types("blas")) | set(conv_types))      # convolutions call gemm
     places = [p for seg in segments for s in seg["steps"] for p in s.get("places", [s.get("place")]) if p]
     helpers = {"given" if p["given"] else "temp" if p["alias"] is None else "reuse" for p in places}
     if "reuse" in helpers:
@@ -147,7 +159,7 @@ def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, co
     if any(s["family"] == "scatter" for seg in segments for s in seg["steps"]):
         helpers.add("copy")
     return dict(segments=segments, nargs=max(1, len(plan.args)), helpers=sorted(helpers),
-                maxnd=entry.maxnd, blas_types=blas_types)
+                maxnd=entry.maxnd, blas_types=blas_types, conv_types=conv_types, pool_types=pool_types)
 
 
 def _place(plan, out, step_inplace, seg) -> dict:
@@ -157,8 +169,9 @@ def _place(plan, out, step_inplace, seg) -> dict:
                 given=out in seg.allocated, alias=step_inplace.get(out) if arg.role == "temp" else None)
 
 
-_PLACED = ("shape_i", "blas", "arange", "gather", "scatter")     # families that allocate their result
-_CHECKED = ("blas", "rebroadcast", "arange", "gather", "scatter")  # ... that check their inputs
+_IMAGES = ("conv2d", "conv2d_grad", "pool2d", "pool2d_grad")
+_PLACED = ("shape_i", "blas", "arange", "gather", "scatter", *_IMAGES)   # families that allocate their result
+_CHECKED = ("blas", "rebroadcast", "arange", "gather", "scatter", *_IMAGES)  # ... that check their inputs
 
 
 def _step_comment(plan, out, what, reads) -> str:
@@ -203,6 +216,11 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict
                        y_dims=list(zip(range(y_nd), target[len(target) - y_nd:])),
                        y_stride_i="ys0" if y_nd == len(target) else "0",
                        y_stride_r=f"ys{y_nd - 1}" if ctx["rest"] and y_nd >= 1 else "0")
+    elif family in _IMAGES:
+        op = node.op.conv if family == "conv2d_grad" else node.op.pool if family == "pool2d_grad" else node.op
+        ctx.update(ctype=dtypes.ctype(plan.args[out].dtype), p=op.c_params(),
+                   which=0 if family == "conv2d" else 1 if getattr(node.op, "wrt", "") == "input" else 2)
+        ctx["fn"] = "gc_" + ("s" if ctx["ctype"] == "float" else "d") + family.replace("_grad", "")
     elif family == "blas":
         ctype = dtypes.ctype(plan.args[out].dtype)
         nd = [len(plan.args[i].broadcastable) for i in x]

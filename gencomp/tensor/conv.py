@@ -1,9 +1,10 @@
 """Convolution and pooling over images (batch, channels, rows, columns): Theano's nnet.conv2d and
-signal.pool.pool_2d, as host steps in numpy (windows as strided views, products through BLAS).
+signal.pool.pool_2d. Float 4-d ones lower to C in the function's module (templates/c/conv.h.j2:
+im2col + BLAS gemm, window loops); `perform` is their numpy reference (windows as strided views).
 
 conv2d follows Theano: border_mode 'valid' | 'full' | 'half' | (pad rows, pad cols), subsample
-(strides), filter_flip=True (a true convolution; False correlates). pool_2d: mode 'max', 'sum',
-'average_inc_pad' or 'average_exc_pad', with ws, stride, pad and ignore_border.
+(strides), filter_flip=True (a true convolution; False correlates), filter_dilation. pool_2d: mode
+'max', 'sum', 'average_inc_pad' or 'average_exc_pad', with ws, stride, pad and ignore_border.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ def _pair(v, what):
 
 
 def _padding(border_mode, filter_shape):
+    """(pad rows, pad cols) for filters of `filter_shape` (their dilated extent)."""
     fh, fw = filter_shape
     if border_mode == "valid":
         return (0, 0)
@@ -43,18 +45,46 @@ def _windows(x, size, stride):
     return view[:, :, ::stride[0], ::stride[1]]
 
 
+_BORDERS = {"valid": 0, "full": 1, "half": 2}
+
+
+def _float_images(node) -> bool:
+    """The C forms handle float32/float64 4-d images."""
+    return all(v.ndim == 4 and v.dtype in ("float32", "float64") for v in (*node.inputs, *node.outputs)) \
+        and len({v.dtype for v in (*node.inputs, *node.outputs)}) == 1
+
+
 class Conv2D(Op):
     """output[b, k] = sum over c of input[b, c] convolved with filters[k, c] (Theano's conv2d)."""
 
-    def __init__(self, border_mode="valid", subsample=(1, 1), filter_flip=True):
+    def __init__(self, border_mode="valid", subsample=(1, 1), filter_flip=True, filter_dilation=(1, 1)):
+        if isinstance(border_mode, str) and border_mode not in _BORDERS:
+            raise ValueError(f"border_mode must be 'valid', 'full', 'half' or a pair of paddings, got {border_mode!r}")
         self.border_mode = border_mode if isinstance(border_mode, str) else _pair(border_mode, "border_mode")
         self.subsample, self.filter_flip = _pair(subsample, "subsample"), bool(filter_flip)
+        self.filter_dilation = _pair(filter_dilation, "filter_dilation")
+        if min(self.subsample) < 1 or min(self.filter_dilation) < 1 or \
+                (not isinstance(self.border_mode, str) and min(self.border_mode) < 0):
+            raise ValueError(f"conv2d: subsample and filter_dilation must be >= 1 and paddings >= 0; got "
+                             f"{self.subsample}, {self.filter_dilation}, {self.border_mode}")
 
     def signature(self):
-        return f"Conv2D{{{self.border_mode}, subsample={self.subsample}, flip={self.filter_flip}}}"
+        return (f"Conv2D{{{self.border_mode}, subsample={self.subsample}, flip={self.filter_flip}, "
+                f"dilation={self.filter_dilation}}}")
 
     def __reduce__(self):
-        return Conv2D, (self.border_mode, self.subsample, self.filter_flip)
+        return Conv2D, (self.border_mode, self.subsample, self.filter_flip, self.filter_dilation)
+
+    def lowering(self, node) -> str:
+        from .blas import _cblas
+        return "conv2d" if _float_images(node) and _cblas() else "host"
+
+    def c_params(self) -> dict:
+        """What the C form needs: border code and paddings, strides, dilation, flip."""
+        border = _BORDERS.get(self.border_mode, 3) if isinstance(self.border_mode, str) else 3
+        pad = (0, 0) if isinstance(self.border_mode, str) else self.border_mode
+        return dict(border=border, pad=pad, stride=self.subsample, dilation=self.filter_dilation,
+                    flip=int(self.filter_flip))
 
     def make_node(self, x, w):
         x, w = as_tensor_variable(x), as_tensor_variable(w)
@@ -70,11 +100,17 @@ class Conv2D(Op):
         if x.shape[1] != w.shape[1]:
             raise ValueError(f"conv2d: the input has {x.shape[1]} channels, the filters {w.shape[1]} "
                              f"(input {x.shape}, filters {w.shape})")
-        pad = _padding(self.border_mode, w.shape[2:])
-        xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1]))) if any(pad) else x
-        if xp.shape[2] < w.shape[2] or xp.shape[3] < w.shape[3]:
-            raise ValueError(f"conv2d: filters {w.shape[2:]} larger than the (padded) image {xp.shape[2:]}")
         wf = w[:, :, ::-1, ::-1] if self.filter_flip else w
+        dh, dw = self.filter_dilation
+        if (dh, dw) != (1, 1):             # the dilated filters: zeros between the taps
+            dilated = np.zeros((*w.shape[:2], dh * (w.shape[2] - 1) + 1, dw * (w.shape[3] - 1) + 1), w.dtype)
+            dilated[:, :, ::dh, ::dw] = wf
+            wf = dilated
+        pad = _padding(self.border_mode, wf.shape[2:])
+        xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1]))) if any(pad) else x
+        if xp.shape[2] < wf.shape[2] or xp.shape[3] < wf.shape[3]:
+            raise ValueError(f"conv2d: filters {w.shape[2:]} (dilated {wf.shape[2:]}) larger than the "
+                             f"(padded) image {xp.shape[2:]} (input {x.shape}, filters {w.shape})")
         return pad, xp, wf
 
     def perform(self, node, inputs):
@@ -103,6 +139,10 @@ class Conv2DGrad(Op):
     def __reduce__(self):
         return Conv2DGrad, (self.conv, self.wrt)
 
+    def lowering(self, node) -> str:
+        from .blas import _cblas
+        return "conv2d_grad" if _float_images(node) and _cblas() else "host"
+
     def make_node(self, x, w, g):
         x, w, g = (as_tensor_variable(v) for v in (x, w, g))
         like = x if self.wrt == "input" else w
@@ -118,6 +158,7 @@ class Conv2DGrad(Op):
         if self.wrt == "filters":
             cols = _windows(xp, (fh, fw), (sh, sw))[:, :, :oh, :ow]
             dwf = np.tensordot(g, cols, axes=([0, 2, 3], [0, 2, 3]))       # k, c, fh, fw
+            dwf = dwf[:, :, ::conv.filter_dilation[0], ::conv.filter_dilation[1]]   # the taps
             dw = dwf[:, :, ::-1, ::-1] if conv.filter_flip else dwf
             return [np.ascontiguousarray(dw).astype(w.dtype, copy=False)]
         dxp = np.zeros(xp.shape, dtype=np.result_type(g.dtype, wf.dtype))
@@ -136,10 +177,20 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
            filter_flip=True, image_shape=None, filter_dilation=(1, 1), **kwargs):
     """Theano's nnet.conv2d: 4-d input (batch, channels, rows, cols), filters (out, in, rows, cols).
 
-    input_shape / filter_shape / image_shape are hints in Theano and are ignored here."""
-    if tuple(_pair(filter_dilation, "filter_dilation")) != (1, 1):
-        raise NotImplementedError("conv2d: filter_dilation other than (1, 1) is not supported")
-    return Conv2D(border_mode, subsample, filter_flip)(input, filters)
+    input_shape / filter_shape (image_shape: Theano's older name) are hints: their lengths and
+    channel counts are checked here (a mismatch is a ValueError); the op checks the real shapes."""
+    input, filters = as_tensor_variable(input), as_tensor_variable(filters)
+    hint = input_shape if input_shape is not None else image_shape
+    for name, var, shape in (("input_shape", input, hint), ("filter_shape", filters, filter_shape)):
+        if shape is not None and len(tuple(shape)) != var.ndim:
+            raise ValueError(f"conv2d: {name}={tuple(shape)} has {len(tuple(shape))} entries, but the "
+                             f"{'input' if var is input else 'filters'} has {var.ndim} dimensions")
+    if hint is not None and filter_shape is not None:
+        c_in, c_f = tuple(hint)[1], tuple(filter_shape)[1]
+        if c_in is not None and c_f is not None and int(c_in) != int(c_f):
+            raise ValueError(f"conv2d: input_shape {tuple(hint)} has {c_in} channels but filter_shape "
+                             f"{tuple(filter_shape)} has {c_f}")
+    return Conv2D(border_mode, subsample, filter_flip, filter_dilation)(input, filters)
 
 
 _POOL_MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
@@ -166,6 +217,13 @@ class Pool2D(Op):
 
     def __reduce__(self):
         return Pool2D, (self.ws, self.ignore_border, self.stride, self.pad, self.mode)
+
+    def lowering(self, node) -> str:
+        return "pool2d" if _float_images(node) else "host"
+
+    def c_params(self) -> dict:
+        return dict(ws=self.ws, stride=self.stride, pad=self.pad, ignore_border=int(self.ignore_border),
+                    mode=_POOL_MODES.index(self.mode))
 
     def make_node(self, x):
         x = as_tensor_variable(x)
@@ -237,6 +295,9 @@ class Pool2DGrad(Op):
 
     def __reduce__(self):
         return Pool2DGrad, (self.pool,)
+
+    def lowering(self, node) -> str:
+        return "pool2d_grad" if _float_images(node) else "host"
 
     def make_node(self, x, out, g):
         x, out, g = (as_tensor_variable(v) for v in (x, out, g))
