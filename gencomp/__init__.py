@@ -6,8 +6,13 @@ from .config import config  # noqa: E402
 from .function import Function, In, Out, UnusedInputError, function  # noqa: E402
 from .sharedvar import SharedVariable, shared  # noqa: E402
 from . import printing, tensor  # noqa: E402,F401
+from .printing import pp  # noqa: E402,F401  (theano.pp)
+from .mode import DebugMode, Mode  # noqa: E402,F401  (theano.Mode, theano.compile.DebugMode)
+from . import compile  # noqa: E402,F401  (theano.compile.MonitorMode, resolved lazily there)
 from .tensor import grad  # noqa: E402,F401  (theano.grad)
+from . import gradient, scalar  # noqa: E402,F401  (theano.gradient, theano.scalar.upcast)
+from .gradient import Lop, Rop  # noqa: E402,F401  (theano.Rop, theano.Lop)
 from .scan import scan  # noqa: E402,F401  (theano.scan; the module stays importable as gencomp.scan)
 
 __all__ = ["config", "function", "Function", "In", "Out", "shared", "SharedVariable", "UnusedInputError",
-           "printing", "tensor", "__version__"]
+           "printing", "tensor", "pp", "Mode", "DebugMode", "compile", "__version__"]

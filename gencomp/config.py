@@ -15,6 +15,7 @@ _CHOICES = {
     "floatX": ("float64", "float32"),
     "device": ("cpu", "cuda", "py"),
     "optimizer": ("fast_run", "fast_compile", "None"),
+    "compute_test_value": ("off", "ignore", "warn", "raise"),
 }
 # -fwrapv: integer overflow wraps, as in numpy; -fopenmp-simd: `omp simd` loops vectorize even
 # without OpenMP threads; -march=native: the cache key records the CPU, so entries stay local to it;
@@ -37,6 +38,8 @@ class ConfigSnapshot:
     openmp: bool
     optimizer: str
     threads: int
+    # graph building, not compilation: Op.__call__ reads the live flag (see graph/testvalue.py)
+    compute_test_value: str = "off"
 
 
 def _parse_threads(value) -> int:
@@ -103,6 +106,7 @@ class Config:
         self.openmp = True         # used only when the compiler supports it
         self.threads = default_threads()   # the most threads one loop uses (see threads.h.j2)
         self.optimizer = "fast_run"
+        self.compute_test_value = "off"
         self._values["cache_dir"] = None        # resolved lazily: the default may need platformdirs
         for item in filter(None, (s.strip() for s in environ.get("GENCOMP_FLAGS", "").split(","))):
             name, sep, value = item.partition("=")

@@ -12,11 +12,12 @@ from .codegen.lower import lower
 from .compile.build import build_c
 from .config import config
 from .graph import Constant, FunctionGraph, Variable, clone_replace, toposort
-from .printing import flat_lines, graph_lines
+from .printing import flat_lines, theano_lines
 from .reference import PyRunner
 from .rewrite import optimize
 from .runtime import CRunner
 from .sharedvar import SharedVariable, shared  # noqa: F401  (gencomp.function.shared)
+from .tensor.type import TensorType
 from .tensor.variable import as_tensor_variable, is_weak
 
 
@@ -56,24 +57,33 @@ class Out:
 
 
 def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None,
-             on_unused_input="raise", allow_input_downcast=None, mode=None, profile=None):
+             on_unused_input="raise", allow_input_downcast=None, mode=None, profile=None,
+             no_default_updates=False, accept_inplace=False, rebuild_strict=True):
     """Compile a callable computing `outputs` from `inputs` (and applying `updates` after each call).
 
-    `mode` may be Theano's 'FAST_RUN' / 'FAST_COMPILE' (the optimizer); `profile` is accepted and
-    ignored, so ported calls run unchanged.
+    `mode`: None, a gencomp.Mode (Mode, DebugMode, MonitorMode, NanGuardMode) or Theano's names
+    'FAST_RUN', 'FAST_COMPILE', 'DebugMode' (see gencomp.mode). `profile`, `accept_inplace` and
+    `rebuild_strict` are accepted and ignored, so ported calls run unchanged.
+
+    `no_default_updates`: True, or a list of random variables (or their `rng`): those draws do
+    not advance their generator, so every call draws the same numbers, as in Theano where the
+    generator's default update is then not applied.
 
     `allow_input_downcast`: True converts arguments that lose precision (ndarrays under numpy's
     'same_kind' rule, lists and Python numbers as numpy.asarray(value, dtype)); False accepts only
     exact conversions; None (the default) is False except that a Python float given for a floatX
     input is rounded to it, as in Theano. `In(x, allow_downcast=...)` overrides it for one input."""
-    optimizer = {None: None, "FAST_RUN": "fast_run", "FAST_COMPILE": "fast_compile"}.get(mode, mode)
-    snapshot = config.snapshot(device=device, optimizer=optimizer)
+    from .mode import get_mode
+
+    mode = get_mode(mode)
+    snapshot = config.snapshot(device=device or mode.device, optimizer=mode.optimizer)
     if snapshot.device not in ("cpu", "py", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'py', got {device!r}")
     if on_unused_input not in ("raise", "warn", "ignore"):
         raise ValueError(f"on_unused_input must be 'raise', 'warn' or 'ignore', got {on_unused_input!r}")
     return Function(inputs, outputs, updates, givens, name, snapshot, on_unused_input,
-                    None if allow_input_downcast is None else bool(allow_input_downcast))
+                    None if allow_input_downcast is None else bool(allow_input_downcast),
+                    mode, no_default_updates)
 
 
 def _pairs(value, what):
@@ -90,9 +100,21 @@ def _pairs(value, what):
     return pairs
 
 
+def _as_variable(value):
+    """A graph variable: symbolic variables of other types (sparse matrices) pass as they are."""
+    if isinstance(value, Variable) and not isinstance(value.type, TensorType):
+        return value
+    return as_tensor_variable(value)
+
+
 def _update_value(var, expr):
     if not isinstance(var, SharedVariable):
         raise TypeError(f"updates must change shared variables; {var!r} is not one")
+    if not isinstance(var.type, TensorType) or (isinstance(expr, Variable) and not isinstance(expr.type, TensorType)):
+        if not isinstance(expr, Variable) or expr.type != var.type:
+            raise TypeError(f"the update of shared variable {var.name or var!r} has type "
+                            f"{getattr(expr, 'type', type(expr).__name__)}, but the variable has type {var.type}")
+        return expr
     expr = as_tensor_variable(expr)
     if is_weak(expr) or (isinstance(expr, Constant) and expr.dtype != var.dtype
                          and np.can_cast(expr.data, var.dtype, "same_kind")):
@@ -117,15 +139,23 @@ def _given_value(var, value):
 class Function:
     """A compiled function. Call it with positional or keyword arguments; outputs are new arrays."""
 
-    def __init__(self, inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast):
-        self._spec = (inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast)
+    def __init__(self, inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast,
+                 mode=None, no_default_updates=False):
+        self._spec = (inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast,
+                      mode, no_default_updates)
+        if mode is None:
+            from .mode import Mode
+
+            mode = Mode()
+        self.mode = mode
+        self.maker = self           # Theano's f.maker.fgraph / f.maker.mode read the same attributes
         self.name = name or "function"
         self.inputs = self._inputs(inputs)
         self._single = outputs is not None and not isinstance(outputs, (list, tuple))
         out_list = [] if outputs is None else [outputs] if self._single else list(outputs)
         self._borrowed = [k for k, o in enumerate(out_list) if isinstance(o, Out) and o.borrow]
         self._on_device = [k for k, o in enumerate(out_list) if isinstance(o, Out) and o.on_device]
-        out_vars = [as_tensor_variable(o.variable if isinstance(o, Out) else o) for o in out_list]
+        out_vars = [_as_variable(o.variable if isinstance(o, Out) else o) for o in out_list]
         update_pairs = [(v, _update_value(v, e)) for v, e in _pairs(updates, "updates")]
         if len({id(v) for v, _ in update_pairs}) != len(update_pairs):
             raise ValueError("a shared variable appears twice in updates")
@@ -136,8 +166,9 @@ class Function:
         explicit = [i.variable for i in self.inputs]
         self._shared = self._implicit_inputs(targets, explicit)
         self._check_unused(targets, explicit, on_unused_input)
+        self._targets = targets                  # before the rewrites (DebugMode compares with them)
         self.fgraph = FunctionGraph(explicit + self._shared, targets)
-        optimize(self.fgraph, snapshot.optimizer)
+        optimize(self.fgraph, snapshot.optimizer, exclude=mode.exclude)
         self._updated = [v for v, _ in update_pairs]
         self._n_outputs = len(out_vars)
         # threads: the locks a call with updates holds (of every shared variable it reads or
@@ -155,7 +186,16 @@ class Function:
         self._positions = {i.name: k for k, i in enumerate(self.inputs) if i.name}
         self.source_path = self.cache_key = None      # set by the backends that generate source
         self.cache_hit = False
-        self._runner = self._build(snapshot)
+        built = self._build(snapshot)
+        self._runner = mode.wrap(self, built)
+        self._frozen = _frozen_generators(self.fgraph, no_default_updates)
+        if self._frozen:
+            self._runner = _keeping_states(self._runner, self._frozen)
+        self._fast = None        # the C call path: functions of their arguments only, run as compiled
+        if self._runner is built and isinstance(built, CRunner) and not (self._shared or self._updated or self._borrowed):
+            from pathlib import Path
+            self._fast = built.fast_caller(len(self.inputs), self._single, Path(self.source_path).parent.parent,
+                                           snapshot.cc)
 
     @staticmethod
     def _inputs(inputs):
@@ -263,9 +303,11 @@ class Function:
         with open(self.source_path, encoding="utf-8") as f:
             return f.read()
 
-    def dprint(self) -> str:
-        """The optimized graph as text (one line per node, inputs indented below)."""
-        return "\n".join(graph_lines(self.fgraph.outputs, stop=self.fgraph.inputs)) + "\n"
+    def dprint(self, **options) -> str:
+        """The optimized graph as text in Theano's debugprint layout (the options are debugprint's:
+        depth, print_type, ids, stop_on_name); each node line ends with its execution position."""
+        return theano_lines(self.fgraph.outputs, order=self.fgraph.toposort(), stop=self.fgraph.inputs,
+                            **options)
 
     def _bind(self, args, kwargs):
         n = len(self.inputs)
@@ -290,6 +332,11 @@ class Function:
         return values
 
     def __call__(self, *args, **kwargs):
+        fast = self._fast
+        if fast is not None:        # exact arguments, and no failed check: done in C
+            result = fast(*args, **kwargs)
+            if result is not NotImplemented:
+                return result
         if kwargs or len(args) != len(self._converters):
             args = self._bind(args, kwargs)
         values = [convert(value) for convert, value in zip(self._converters, args)]
@@ -349,6 +396,51 @@ class Function:
     def __reduce__(self):
         return _rebuild_function, self._spec
 
+    def copy(self, share_memory=False, swap=None, delete_updates=False, name=None, profile=None):
+        """A new Function computing the same thing (Theano 1.0's Function.copy).
+
+        `share_memory=False`: the copy reads and updates its own copies of the shared variables
+        (with the values they hold now); True: the same shared variables. `swap`: {shared
+        variable of this function: shared variable of the same type to use instead}.
+        `delete_updates=True`: the copy applies no updates. `name`: the copy's name."""
+        inputs, outputs, updates, givens, old_name, snapshot, unused, downcast, mode, frozen = self._spec
+        swap = dict(swap or {})
+        for old, new in swap.items():
+            if not isinstance(old, SharedVariable) or not isinstance(new, SharedVariable):
+                raise TypeError(f"Function.copy: swap maps shared variables to shared variables, "
+                                f"got {old!r}: {new!r}")
+            if old.type != new.type:
+                raise TypeError(f"Function.copy: cannot swap {old!r} of type {old.type} for {new!r} "
+                                f"of type {new.type}")
+        by_id = {id(old): new for old, new in swap.items()}
+        mapping = {}
+        for var in self._shared + self._updated:
+            if id(var) in mapping:
+                continue
+            if id(var) in by_id:
+                mapping[id(var)] = by_id[id(var)]
+            elif not share_memory:
+                mapping[id(var)] = shared(var.host_value(), name=var.name, broadcastable=var.broadcastable)
+            else:
+                mapping[id(var)] = var
+        unknown = [v for v in swap if id(v) not in mapping]
+        if unknown:
+            raise ValueError(f"Function.copy: swap names {unknown!r}, which {self.name} does not use")
+        replace = {var: mapping[id(var)] for var in self._shared + self._updated}
+
+        def moved(value):
+            if isinstance(value, Out):
+                return Out(moved(value.variable), value.borrow, value.on_device)
+            return clone_replace([as_tensor_variable(value)], replace)[0] if replace else value
+
+        out_list = None if outputs is None else moved(outputs) if not isinstance(outputs, (list, tuple)) \
+            else [moved(o) for o in outputs]
+        new_updates = [] if delete_updates else \
+            [(mapping.get(id(v), v), moved(e)) for v, e in _pairs(updates, "updates")]
+        new_givens = [(mapping.get(id(k), k), moved(v)) for k, v in _pairs(givens, "givens")]
+        return Function(inputs, out_list, new_updates, new_givens, name or old_name, snapshot, "ignore",
+                        downcast, mode, frozen)
+
     def __repr__(self):
         return f"<gencomp.Function {self.name}: {len(self.inputs)} inputs, {self._n_outputs} outputs>"
 
@@ -387,8 +479,36 @@ def _converter(type_, label: str, allow_downcast, device_arrays: bool = False, f
     return convert
 
 
-def _rebuild_function(inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast):
-    return Function(inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast)
+def _rebuild_function(inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast,
+                      mode=None, no_default_updates=False):
+    return Function(inputs, outputs, updates, givens, name, snapshot, on_unused_input, allow_downcast,
+                    mode, no_default_updates)
+
+
+def _frozen_generators(fgraph, no_default_updates) -> list:
+    """The generators (rv.rng) of the random draws in `fgraph` that no_default_updates freezes."""
+    if no_default_updates is False or no_default_updates is None:
+        return []
+    chosen = None if no_default_updates is True else \
+        {id(getattr(v, "rng", v)) for v in no_default_updates}
+    found = {}
+    for node in fgraph.toposort():
+        rng = getattr(getattr(node.op, "stream", None), "rng", None)
+        if rng is not None and (chosen is None or id(rng) in chosen):
+            found[id(rng)] = rng
+    return list(found.values())
+
+
+def _keeping_states(runner, generators):
+    """`runner`, restoring the state of `generators` after each call (their draws do not advance)."""
+    def run(values):
+        states = [g.get_value(borrow=True).get_state() for g in generators]
+        try:
+            return runner(values)
+        finally:
+            for g, state in zip(generators, states):
+                g.get_value(borrow=True).set_state(state)
+    return run
 
 
 _MISSING = object()

@@ -8,6 +8,7 @@ their table row.
 from __future__ import annotations
 
 import itertools
+import warnings
 
 import numpy as np
 
@@ -29,24 +30,50 @@ def _as_list(wrt):
     return (list(wrt), True) if isinstance(wrt, (list, tuple)) else ([wrt], False)
 
 
+class DisconnectedType:
+    """The type of the gradient of a cost with respect to an input it does not depend on
+    (Theano's gradient.DisconnectedType, returned for return_disconnected='Disconnected')."""
+
+    def __call__(self, name=None):
+        return Variable(self, None, None, name)
+
+    def __eq__(self, other):
+        return type(other) is DisconnectedType
+
+    def __hash__(self):
+        return hash(DisconnectedType)
+
+    def __repr__(self):
+        return "DisconnectedType"
+
+
+_DISCONNECTED_INPUTS = ("raise", "warn", "ignore")
+_RETURN_DISCONNECTED = ("zero", "None", "Disconnected")
+
+
 def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_grads=None,
          return_disconnected="zero"):
-    """d cost / d wrt for a scalar `cost`; `wrt` a variable, shared variable, or a list of them."""
-    cost = as_tensor_variable(cost)
-    if cost.ndim != 0:
-        raise TypeError(f"grad needs a scalar cost, got a {cost.ndim}-d tensor {cost.type}; "
-                        f"reduce it first (e.g. cost.sum() or cost.mean())")
-    if cost.dtype not in ("float32", "float64"):
-        raise TypeError(f"grad needs a float cost, got dtype {cost.dtype}")
+    """d cost / d wrt for a scalar `cost`; `wrt` a variable, shared variable, or a list of them.
+
+    Theano 1.0's options: `consider_constant` lists expressions no gradient flows through;
+    `known_grads` maps variables to gradients to start from (with or instead of `cost`, which may
+    then be None); `disconnected_inputs` says what a `wrt` the cost does not depend on does
+    ('raise', 'warn' or 'ignore'); `return_disconnected` what its gradient is then ('zero': zeros
+    of its type, 'None', or 'Disconnected': a variable of DisconnectedType).
+    """
+    if disconnected_inputs not in _DISCONNECTED_INPUTS:
+        raise ValueError(f"disconnected_inputs must be one of {_DISCONNECTED_INPUTS}, got {disconnected_inputs!r}")
+    if return_disconnected not in _RETURN_DISCONNECTED:
+        raise ValueError(f"return_disconnected must be one of {_RETURN_DISCONNECTED}, got {return_disconnected!r}")
+    if cost is None and not known_grads:
+        raise ValueError("grad needs a cost, or known_grads to start from")
     targets, as_list = _as_list(wrt)
     for w in targets:
         if not isinstance(w, Variable):
             raise TypeError(f"grad: wrt must hold symbolic variables, got {w!r}")
+    grads, sources = _initial_grads(cost, known_grads)
     stop = {id(v) for v in (consider_constant or [])}
-    grads = {id(cost): tm.ones_like(cost)}
-    for var, g in (known_grads or {}).items():
-        grads[id(var)] = as_tensor_variable(g)
-    nodes = toposort([cost])
+    nodes = toposort(sources)
     relevant = _depends_on(nodes, {id(w) for w in targets})
     for node in reversed(nodes):
         if id(node) not in relevant:
@@ -62,22 +89,110 @@ def grad(cost, wrt, consider_constant=None, disconnected_inputs="raise", known_g
             if g is None or isinstance(inp, Constant) or id(inp) in stop:
                 continue
             grads[id(inp)] = g if id(inp) not in grads else grads[id(inp)] + g
-    results = []
-    for w in targets:
-        g = grads.get(id(w))
-        if g is None:
-            connected = any(id(w) in map(id, node.inputs) for node in nodes) or w is cost
-            if connected:          # reaches the cost only through comparisons or integer ops: zero
-                results.append(tm.zeros_like(w))
-                continue
-            if disconnected_inputs == "raise":
-                raise DisconnectedInputError(
-                    f"the cost does not depend on {w!r}; pass disconnected_inputs='ignore' to get zeros")
-            g = tm.zeros_like(w)
-        elif g.broadcastable != w.broadcastable and g.ndim == w.ndim:
-            g = tm.fill(w, g) if any(a and not b for a, b in zip(g.broadcastable, w.broadcastable)) else g
-        results.append(g)
+    results = [_result(w, grads.get(id(w)), nodes, sources, disconnected_inputs, return_disconnected)
+               for w in targets]
     return results if as_list else results[0]
+
+
+def _initial_grads(cost, known_grads):
+    """({id(var): gradient} to start the backward pass from, the variables it starts from)."""
+    grads, sources = {}, []
+    if cost is not None:
+        cost = as_tensor_variable(cost)
+        if cost.ndim != 0:
+            raise TypeError(f"grad needs a scalar cost, got a {cost.ndim}-d tensor {cost.type}; "
+                            f"reduce it first (e.g. cost.sum() or cost.mean())")
+        if cost.dtype not in ("float32", "float64"):
+            raise TypeError(f"grad needs a float cost, got dtype {cost.dtype}")
+        grads[id(cost)] = tm.ones_like(cost)
+        sources.append(cost)
+    for var, g in (known_grads or {}).items():
+        var, g = as_tensor_variable(var), as_tensor_variable(g)
+        if g.ndim != var.ndim:
+            raise TypeError(f"known_grads: the gradient of {var!r} has {g.ndim} dimensions, "
+                            f"{var!r} has {var.ndim}")
+        grads[id(var)] = g if id(var) not in grads else grads[id(var)] + g
+        sources.append(var)
+    return grads, sources
+
+
+def _result(w, g, nodes, sources, disconnected_inputs, return_disconnected):
+    """The gradient returned for `w` (g: what the backward pass accumulated, or None)."""
+    if g is None:
+        connected = any(w is s for s in sources) or any(id(w) in map(id, node.inputs) for node in nodes)
+        if connected:          # reaches the cost only through comparisons or integer ops: zero
+            return tm.zeros_like(w)
+        message = (f"grad: the cost does not depend on {w!r} (it is not part of the computational graph "
+                   f"of the cost); pass disconnected_inputs='ignore' (or 'warn') to get "
+                   f"{'zeros' if return_disconnected == 'zero' else return_disconnected}")
+        if disconnected_inputs == "raise":
+            raise DisconnectedInputError(message)
+        if disconnected_inputs == "warn":
+            warnings.warn(message, stacklevel=3)
+        if return_disconnected == "None":
+            return None
+        if return_disconnected == "Disconnected":
+            return DisconnectedType()()
+        return tm.zeros_like(w)
+    if g.broadcastable != w.broadcastable and g.ndim == w.ndim:
+        g = tm.fill(w, g) if any(a and not b for a, b in zip(g.broadcastable, w.broadcastable)) else g
+    return g
+
+
+def Lop(f, wrt, eval_points, consider_constant=None, disconnected_inputs="raise"):
+    """The vector-Jacobian product v^T (d f / d wrt), v = `eval_points` (Theano's T.Lop).
+
+    `f` and `eval_points` are a variable each or matching lists; `wrt` a variable or a list (the
+    result follows its form). Computed as grad with known_grads={f: eval_points}.
+    """
+    fs, _ = _as_list(f)
+    vs, _ = _as_list(eval_points)
+    if len(fs) != len(vs):
+        raise ValueError(f"Lop: {len(fs)} expressions but {len(vs)} eval_points")
+    known = {}
+    for fi, vi in zip(fs, vs):
+        fi, vi = as_tensor_variable(fi), as_tensor_variable(vi)
+        if vi.ndim != fi.ndim:
+            raise TypeError(f"Lop: eval point {vi!r} has {vi.ndim} dimensions, its expression {fi!r} {fi.ndim}")
+        known[fi] = vi
+    return grad(None, wrt, consider_constant=consider_constant, disconnected_inputs=disconnected_inputs,
+                known_grads=known)
+
+
+def Rop(f, wrt, eval_points, disconnected_outputs="raise", return_disconnected="zero"):
+    """The Jacobian-vector product (d f / d wrt) v, v = `eval_points` (Theano's T.Rop).
+
+    `wrt` and `eval_points` are a variable each or matching lists; the result follows `f`'s form.
+    Built by the double-Lop trick: g(u) = u^T J is linear in u, so d(g . v)/du = J v; u is a
+    zeros_like(f) the result never reads (its shape at most, which f has anyway).
+    """
+    fs, f_list = _as_list(f)
+    ws, _ = _as_list(wrt)
+    vs, _ = _as_list(eval_points)
+    if len(ws) != len(vs):
+        raise ValueError(f"Rop: {len(ws)} variables in wrt but {len(vs)} eval_points")
+    vs = [as_tensor_variable(v) for v in vs]
+    for w, v in zip(ws, vs):
+        if v.ndim != w.ndim:
+            raise TypeError(f"Rop: eval point {v!r} has {v.ndim} dimensions, {w!r} has {w.ndim}")
+    results = []
+    for fi in fs:
+        fi = as_tensor_variable(fi)
+        u = tm.zeros_like(fi if fi.dtype in ("float32", "float64") else tm.cast(fi, "float64"))
+        g = grad(None, ws, disconnected_inputs="ignore", known_grads={fi: u})
+        known = {gj: vj for gj, vj in zip(g, vs) if _depends_on_var(gj, u)}
+        if not known:
+            if disconnected_outputs == "raise":
+                raise DisconnectedInputError(f"Rop: {fi!r} does not depend on any variable in wrt; pass "
+                                             f"disconnected_outputs='ignore' to get zeros")
+            results.append(None if return_disconnected == "None" else tm.zeros_like(u))
+            continue
+        results.append(grad(None, u, disconnected_inputs="ignore", known_grads=known))
+    return results if f_list else results[0]
+
+
+def _depends_on_var(expr, var) -> bool:
+    return expr is var or bool(_depends_on(toposort([expr]), {id(var)}))
 
 
 def _depends_on(nodes, sources) -> set:

@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import numpy as np
 
+
 from .graph import Constant
 from .tensor.elemwise import Elemwise
+from .tensor.type import TensorType
 
 
 class PyRunner:
@@ -26,8 +28,14 @@ class PyRunner:
                 check_broadcast(node, inputs)
             for out, value in zip(node.outputs, node.op.perform(node, inputs)):
                 env[id(out)] = value
-        return [np.array(o.data if isinstance(o, Constant) else env[id(o)], dtype=o.dtype, copy=True)
-                for o in self.fgraph.outputs]
+        return [_copy(o.data if isinstance(o, Constant) else env[id(o)], o) for o in self.fgraph.outputs]
+
+
+def _copy(value, var):
+    """An output of its variable's dtype that aliases nothing (other types, e.g. sparse: their copy)."""
+    if isinstance(var.type, TensorType):
+        return np.array(value, dtype=var.dtype, copy=True)
+    return value.copy()
 
 
 def check_broadcast(node, inputs) -> None:

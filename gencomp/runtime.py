@@ -73,11 +73,13 @@ def _segment_step(seg, plan, entry, fn, env, borrowed, inplace):
     return namespace["step"]
 
 
-def _host_step(step, wrapped, view):
+def _host_step(step, wrapped, held, view):
     """A Python function running a host step (an op's numpy implementation) on `vals`; the arrays
-    it reads that C computed are viewed in the frame."""
+    it reads that C computed in buffers of its own are viewed in the frame (an output C wrote into
+    an array Python allocated is that array: a view of it would not keep it alive)."""
     node, inputs, outputs = step.node, step.inputs, step.outputs
-    perform, from_frame = node.op.perform, [i for i in dict.fromkeys(inputs) if i in wrapped]
+    perform = node.op.perform
+    from_frame = [i for i in dict.fromkeys(inputs) if i in wrapped and i not in held]
 
     def run(vals, frame):
         for i in from_frame:
@@ -113,7 +115,7 @@ class CRunner:
         env = dict(from_buffer=ffi.from_buffer, cast=ffi.cast, empty=np.empty,
                    error=self.error, view=self.view, POINTER_ERRORS=_POINTER_ERRORS)
         self.steps = [_segment_step(seg, plan, entry, getattr(lib, seg.name), env, borrowed_args, inplace)
-                      if kind == "segment" else _host_step(plan.steps[seg], entry.wrapped, self.view)
+                      if kind == "segment" else _host_step(plan.steps[seg], entry.wrapped, self.held, self.view)
                       for kind, seg in entry.order]
         set_blas = getattr(lib, "gc_set_blas", None)
         if set_blas is not None:
@@ -122,6 +124,33 @@ class CRunner:
             found = routine_addresses()
             if found is not None:
                 set_blas(*[ffi.cast("void *", address) for address in found[0]], found[1])
+
+    def fast_caller(self, n_inputs: int, single: bool, root, compiler: str):
+        """The C call path of this plan (gencomp/compile/fastcall.c), when it is one entry point
+        whose outputs' lengths Python can tell from the inputs before the call; else None.
+        `n_inputs`: the function's explicit inputs (args 0 ... n_inputs-1)."""
+        from .compile import fastcall
+
+        plan, entry = self.plan, plan_entry(self.plan)
+        if len(entry.order) != 1 or entry.order[0][0] != "segment" or len(plan.args) > 64:
+            return None
+        seg = entry.order[0][1]
+        if seg.copied or sorted(seg.allocated) != sorted(plan.output_args) or \
+                any(a.role == "input" for a in plan.args[n_inputs:]):
+            return None                     # lengths C finds, repeated outputs, shared variables
+        module = fastcall.load(root, compiler)
+        if module is None:
+            return None
+        inputs = [(k, np.dtype(a.dtype).num, len(a.broadcastable), sum(1 << d for d, b in enumerate(a.broadcastable) if b))
+                  for k, a in enumerate(plan.args[:n_inputs])]
+        consts = [(k, np.ascontiguousarray(self.rest[k - n_inputs])) for k, a in enumerate(plan.args)
+                  if a.role == "const"]
+        outputs = [(k, np.dtype(plan.args[k].dtype).num,
+                    [(-1, 0) if d == 1 else (d[1], d[2]) for d in entry.shapes[k]]) for k in plan.output_args]
+        address = [int(self.ffi.cast("intptr_t", fn)) for fn in (
+            getattr(self.lib, seg.name.replace("gc_run_", "gc_body_")), self.lib.gc_frame_new,
+            self.lib.gc_frame_free, self.lib.gc_frame_table)]
+        return module.make_caller(address, self.maxnd, inputs, consts, outputs, single, self.lib)
 
     def _frame(self):
         """(the C frame, its rows as an int64 array [data, lengths, strides], the Out(borrow=True)

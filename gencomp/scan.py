@@ -103,8 +103,20 @@ def _as_list(x):
 
 
 def _placeholder(var, drop_first: bool, name: str):
+    """The step function's variable for `var` (one entry of it when `drop_first`); with
+    config.compute_test_value on, it carries the test value of the first step."""
     bcast = tuple(var.broadcastable[1:] if drop_first else var.broadcastable)
-    return TensorType(var.dtype, bcast)(name)
+    placeholder = TensorType(var.dtype, bcast)(name)
+    from .config import config
+    if config.compute_test_value != "off":
+        from .graph.testvalue import test_value
+        try:
+            value = np.asarray(test_value(var))
+        except AttributeError:
+            return placeholder
+        if not drop_first or len(value):
+            placeholder.tag.test_value = value[0] if drop_first else value
+    return placeholder
 
 
 def scan(fn, sequences=None, outputs_info=None, non_sequences=None, n_steps=None, truncate_gradient=-1,

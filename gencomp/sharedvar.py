@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import itertools
 import threading
 
@@ -27,12 +28,19 @@ class SharedVariable(TensorVariable):
         # (see Function.__call__). get_value / set_value take the lock too.
         self._lock, self._order, self._version = threading.RLock(), next(_ORDER), 0
 
-    def get_value(self, borrow=False):
+    def get_value(self, borrow=False, return_internal_type=False):
         """The value as a numpy array (`borrow=True`: possibly the stored array itself, which an
-        update may later overwrite in place). A value living on the GPU is copied back."""
+        update may later overwrite in place). A value living on the GPU is copied back.
+
+        `return_internal_type=True` (Theano's): the value as gencomp stores it, a numpy array or a
+        GPU array, with `borrow=True` the stored object itself (always, as Theano guarantees),
+        else a copy of it."""
         value = self._value
-        if borrow and type(value) is np.ndarray:
+        if borrow and (return_internal_type or type(value) is np.ndarray):
             return value
+        if return_internal_type and type(value) is not np.ndarray:
+            with self._lock:
+                return type(value).from_host(value.get())
         with self._lock:                            # not while an update writes it in place
             value = self._value
             if type(value) is not np.ndarray:       # a runtime_cuda.DeviceArray
@@ -89,7 +97,14 @@ def _rebuild_shared(type, value, name):
 
 
 def shared(value, name=None, borrow=False, broadcastable=None, strict=False, allow_downcast=None):
-    """A SharedVariable holding `value` (python scalars become 0-d arrays: int64, float64...)."""
+    """A SharedVariable holding `value` (python scalars become 0-d arrays: int64, float64...); a
+    scipy.sparse matrix gives a sparse shared variable, a numpy RandomState a random state one."""
+    if type(value).__module__.startswith("scipy.sparse"):
+        from .sparse import shared as sparse_shared
+        return sparse_shared(value, name=name, borrow=borrow)
+    if isinstance(value, np.random.RandomState):
+        from .tensor.shared_randomstreams import RandomStateSharedVariable
+        return RandomStateSharedVariable(value if borrow else copy.deepcopy(value), name=name)
     arr = np.array(value, copy=not borrow) if not isinstance(value, np.ndarray) or not borrow else value
     if arr.dtype.kind not in "biufc":
         raise TypeError(f"shared() needs numeric data, got {value!r}")

@@ -66,6 +66,10 @@ def test_generated_source_is_warning_free(dtype, tmp_path):
                  T.switch(x > y, x, 2), T.cast(x, "int32"), T.round(x), T.sgn(x), T.clip(x, -1, 1)]
     if dtype.startswith("complex"):
         outs += [T.exp(x), abs(x), x / y, T.sqrt(x)]
+    if dtype != "bool" and not dtype.startswith("complex"):
+        outs += [x.sum(axis=1), (x * y).sum(axis=0), x.max(axis=1), x.argmax(axis=0), x.sum()]
+    if dtype.startswith("float"):
+        outs += [x.mean(axis=0), T.tanh(x).mean()]
     f = function([x, y], outs)
     _strict_compile(f.source_path, tmp_path)
 

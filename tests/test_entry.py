@@ -238,3 +238,18 @@ def test_concurrent_calls_of_one_function_are_correct():
     for t in threads:
         t.join()
     assert not errors
+
+
+def test_outputs_that_host_steps_read_stay_alive():
+    """An output C wrote into an array Python allocated, read by a host step (basic indexing,
+    cumsum), is that array: it was once replaced by a view of the frame that did not keep it
+    alive, and a later output reused its memory (silently wrong numbers)."""
+    m = T.dmatrix("m")
+    e = T.exp(m)
+    f = gencomp.function([m], [e, e[0, :], T.log(m), T.cumsum(e, axis=1), e[:, ::-1] * 2])
+    X = np.random.default_rng(9).random((3, 4)) + 0.5
+    for _ in range(3):
+        got = f(X)
+        want = [np.exp(X), np.exp(X)[0], np.log(X), np.cumsum(np.exp(X), axis=1), np.exp(X)[:, ::-1] * 2]
+        for g, w in zip(got, want):
+            np.testing.assert_allclose(g, w, rtol=1e-13)

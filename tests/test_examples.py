@@ -93,3 +93,24 @@ def test_rnn_example_matches_numpy_bptt():
     got = np.array([float(train(X, y)) for _ in range(25)])
     np.testing.assert_allclose(got, numpy_rnn_losses(rnn, 25, 0.1), rtol=1e-9)
     assert got[-1] < got[0] * 0.5
+
+
+@pytest.mark.slow
+def test_lenet_example_learns_and_matches_the_reference_evaluator():
+    """examples/lenet.py: its compiled step (convolutions, poolings and their gradients in C) gives
+    the losses of the numpy reference evaluator (device='py') step for step, and it learns."""
+    import gencomp
+
+    lenet = _load("lenet")
+    X, labels = lenet.make_data(n=64, seed=1)
+    params = lenet.init_params(int(labels.max()) + 1, seed=1)
+    compiled, _ = lenet.build(params, lr=0.1)
+    with gencomp.config.change(device="py"):
+        reference, _ = lenet.build(params, lr=0.1)
+    assert "conv2d(&cv" in compiled.source and "pool2d(&pl" in compiled.source
+    for step in range(3):
+        x, y = X[16 * step:16 * step + 16], labels[16 * step:16 * step + 16]
+        got, want = compiled(x, y), reference(x, y)
+        np.testing.assert_allclose(got[0], want[0], rtol=1e-4)
+    losses = lenet.train(steps=60)
+    assert losses[-1] < 0.5 * losses[0]

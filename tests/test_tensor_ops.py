@@ -781,7 +781,7 @@ def test_nnet_functions_match_numpy_and_are_stable():
         lsm = np_log_softmax(EXTREME)
         bce = tv * np_softplus(-EXTREME) + (1 - tv) * np_softplus(EXTREME)
         want = [np_softmax(EXTREME), np_softmax(EXTREME), lsm, np_softmax(EXTREME, 0),
-                np_log_softmax(EXTREME, 0), np_softmax(va), np.maximum(EXTREME, 0),
+                np_log_softmax(EXTREME, 0), np_softmax(va)[None, :], np.maximum(EXTREME, 0),
                 np.where(EXTREME > 0, EXTREME, 0.1 * EXTREME), np.maximum(EXTREME, 0),
                 np_sigmoid(EXTREME), np_sigmoid(EXTREME), np_softplus(EXTREME), np_softplus(EXTREME),
                 -lsm[np.arange(4), yv], -(oh * lsm).sum(-1), bce, -lsm[np.arange(4), yv].mean()]

@@ -386,6 +386,7 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
     decls = ["void *gc_frame_new(void);", "void gc_frame_free(void *frame);",
              "int64_t *gc_frame_table(void *frame);"]
     decls += [f"int {seg['name']}({', '.join(['void *f'] + seg['params'][1:])});" for seg in ectx["segments"]]
+    decls += [f"int {seg['body']}(void *f);" for seg in ectx["segments"]]
     if parallel:
         decls.append("void gc_set_threads(int threads, int adaptive);")
     if ectx["blas_types"]:

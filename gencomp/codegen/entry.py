@@ -144,7 +144,9 @@ def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, co
         params += [f"void *o{arg}" for arg in seg.allocated]
         steps = [_step_context(plan, index, plan.steps[index], seg, kernel_calls, errors, comment)
                  for index in seg.steps]
-        segments.append(dict(name=seg.name, params=params, sets=sets, steps=steps))
+        segments.append(dict(name=seg.name, body=seg.name.replace("gc_run_", "gc_body_"), params=params,
+                             sets=sets, steps=steps, allocated=seg.allocated,
+                             labels={arg: comment(plan.args[arg].label) for arg in seg.allocated}))
     def types(*families):
         return sorted({s["ctype"] for seg in segments for s in seg["steps"] if s["family"] in families})
 

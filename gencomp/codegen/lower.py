@@ -13,9 +13,10 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..graph import Constant
+from ..graph import Apply, Constant, Op
 from ..tensor.elemwise import DimShuffle, Elemwise, resolve_dtypes
 from ..tensor.reduce import ArgReduce, Reduce
+from ..tensor.type import TensorType
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,19 @@ class Plan:
     @property
     def kernels(self) -> list:
         return [s for s in self.steps if isinstance(s, Kernel)]
+
+
+class OutputCopy(Op):
+    """An output that is an input (or a repeat) of a type kernels do not handle: its value's copy()."""
+
+    def signature(self):
+        return "OutputCopy"
+
+    def make_node(self, x):
+        return Apply(self, [x], [x.type])
+
+    def perform(self, node, inputs):
+        return [inputs[0].copy()]
 
 
 def _input_label(var, position: int) -> str:
@@ -250,6 +264,12 @@ class _Lowering:
         for j, var in enumerate(fg.outputs):
             if id(var) in out_args and out_args[id(var)] not in output_args:
                 output_args.append(out_args[id(var)])
+            elif not isinstance(var.type, TensorType):    # e.g. a sparse matrix: copied by its own method
+                self._flush()
+                index = self.new_arg("output", f"out{j}", f"output {j}", var)
+                source = self.const_arg(var) if isinstance(var, Constant) else self.arg_of[id(var)]
+                self.steps.append(HostStep(Apply(OutputCopy(), [var], [var.type]), [source], [index]))
+                output_args.append(index)
             else:                         # an input, constant, host result or repeat: copied
                 index = self.new_arg("output", f"out{j}", f"output {j}", var)
                 self._store_in_kernel(var, index)

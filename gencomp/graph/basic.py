@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import Iterable, Sequence
 
+from ..config import config      # only compute_test_value, a graph-building flag read live
+
 
 class Variable:
     """A value in the graph: an input (owner None) or output `index` of an Apply node."""
@@ -17,11 +19,42 @@ class Variable:
     def clone(self):
         return type(self)(self.type, None, None, self.name)
 
+    @property
+    def tag(self):
+        """Free-form notes on the variable (Theano's `var.tag`), e.g. `tag.test_value`."""
+        tag = self.__dict__.get("_tag")
+        if tag is None:
+            tag = self.__dict__["_tag"] = Scratchpad(self)
+        return tag
+
+    def get_test_value(self):
+        """The test value (config.compute_test_value): AttributeError when there is none."""
+        from .testvalue import test_value
+
+        return test_value(self)
+
     def __repr__(self):
         return self.name if self.name is not None else _default_name(self)
 
     def __str__(self):
         return repr(self)
+
+
+class Scratchpad:
+    """A variable's `tag`: attributes users and tools attach. `test_value` is checked against the
+    variable's type when set (as Theano's ValidatingScratchpad does)."""
+
+    def __init__(self, var):
+        object.__setattr__(self, "_var", var)
+
+    def __setattr__(self, name, value):
+        var = self._var
+        if name == "test_value" and hasattr(var.type, "filter"):
+            value = var.type.filter(value, f"test value of {var!r}")
+        object.__setattr__(self, name, value)
+
+    def __getstate__(self):
+        return {k: v for k, v in self.__dict__.items() if k != "_var"}
 
 
 def _default_name(var) -> str:
@@ -95,6 +128,11 @@ class Op:
 
     def __call__(self, *inputs):
         node = self.make_node(*inputs)
+        mode = config.compute_test_value
+        if mode != "off":
+            from .testvalue import compute
+
+            compute(node, mode)
         return node.outputs[0] if len(node.outputs) == 1 else node.outputs
 
     def __eq__(self, other):

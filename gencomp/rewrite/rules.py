@@ -260,24 +260,151 @@ def shape_entry(node):
     return [ShapeI(i % x.ndim)(x)]
 
 
-@register_node_rule("canonicalize")
-def shape_of_shape_preserving(node):
-    """The length of a dimension of softmax(x) or of an elementwise result is read from an input,
-    so the op itself need not run just to be measured."""
+# ---- shape inference (Theano's ShapeFeature): a shape is read from the inputs, not measured on a result ----
+
+_ONE = ("one",)              # a length known to be 1: an inserted 'x' dimension, or a checked input's
+
+
+def _length_sources(var, d):
+    """How the length of dimension d of `var` follows from its op's inputs: (sources, checks) with
+    `sources` the (variable, dim) pairs (or _ONE) it equals and `checks` groups of pairs that the op
+    requires equal; None when the op's output shape is its own business (a leaf)."""
+    from ..tensor.blas import Dot
     from ..tensor.nnet import Softmax
+    from ..tensor.reduce import ArgReduce, Reduce
+
+    node = var.owner
+    if node is None:
+        return ([_ONE], []) if var.broadcastable[d] else None
+    op, ins = node.op, node.inputs
+    if isinstance(op, Elemwise):
+        aligned = [(i, d - (var.ndim - i.ndim)) for i in ins if d - (var.ndim - i.ndim) >= 0]
+        stretching = [(i, k) for i, k in aligned if not i.broadcastable[k]]
+        return (stretching or aligned), []
+    if isinstance(op, DimShuffle):
+        k = op.new_order[d]
+        return ([_ONE] if k == "x" else [(ins[0], k)]), []
+    if isinstance(op, Softmax):
+        return [(ins[0], d)], []
+    if isinstance(op, Reduce) or (isinstance(op, ArgReduce) and op.axis is not None):
+        kept = [a for a in range(ins[0].ndim) if a not in op.reduced_axes(ins[0].ndim)]
+        return [(ins[0], kept[d])], []
+    if isinstance(op, Dot) and not op.batched:
+        x, y = ins
+        inner = [[(x, x.ndim - 1), (y, 0)]]
+        return ([(x, d)] if d < x.ndim - 1 else [(y, 1)]), inner
+    return None
+
+
+def _expand(pairs):
+    """`pairs` traced up to leaves: (leaf pairs, whether a known 1 is among them, check groups met)."""
+    leaves, one, checks, stack, seen = [], False, [], list(pairs), set()
+    while stack:
+        pair = stack.pop()
+        if pair is _ONE:
+            one = True
+            continue
+        key = (id(pair[0]), pair[1])
+        if key in seen:
+            continue
+        seen.add(key)
+        found = _length_sources(*pair)
+        if found is None:
+            leaves.append(pair)
+        else:
+            stack.extend(found[0])
+            checks.extend(found[1])
+    return leaves, one, checks
+
+
+def _length(var, d, allow_checks):
+    """A scalar int64 graph for len(var.shape[d]) that reads only leaf shapes, keeping the checks
+    of the ops it looks through (a host step: only when `allow_checks`); None when nothing is gained."""
+    from ..tensor.shape import CheckedLength, ShapeI
+
+    leaves, one, checks = _expand([(var, d)])
+    groups, done, pending = [(leaves, one)], set(), list(checks)
+    while pending:                         # each check is traced to leaves too, once
+        group = pending.pop()
+        key = frozenset((id(v), k) for v, k in group)
+        if key in done:
+            continue
+        done.add(key)
+        g_leaves, g_one, g_checks = _expand(group)
+        if len(g_leaves) + g_one > 1:
+            groups.append((g_leaves, g_one))
+        pending.extend(g_checks)
+    if len(groups) == 1 and not leaves:
+        return tm.as_tensor_variable(np.int64(1))
+    if len(groups) == 1 and len(leaves) == 1 and not one:
+        leaf, k = leaves[0]
+        return None if leaf is var else ShapeI(k)(leaf)
+    if not allow_checks:
+        return None
+    tensors = []
+    for group, _ in groups:
+        for v, _k in group:
+            if not any(v is t for t in tensors):
+                tensors.append(v)
+    position = {id(t): j for j, t in enumerate(tensors)}
+    return CheckedLength([(tuple((position[id(v)], k) for v, k in group), o) for group, o in groups])(*tensors)
+
+
+def _shape_i_read(var):
+    """(the tensor, axes) when `var` is ShapeI(axes)(tensor), else None."""
     from ..tensor.shape import ShapeI
 
-    if not isinstance(node.op, ShapeI) or node.inputs[0].owner is None:
+    node = var.owner
+    return (node.inputs[0], node.op.axes) if node is not None and isinstance(node.op, ShapeI) else None
+
+
+@register_graph_rule("canonicalize")
+def shape_of_shape_preserving(fgraph) -> int:
+    """Theano's shape inference: the shape of an elementwise result, a dimshuffle, a reduction, a
+    softmax or a dot is read from the shapes of their inputs, so `function([x], (x * x).shape)`
+    computes no product. What those ops would have checked (broadcast lengths, a dot's inner
+    lengths) is still checked, by CheckedLength, so a mismatch still raises (DESIGN.md); as that
+    check is a host step, it is only built when it saves computing the measured result."""
+    from ..tensor.shape import ShapeI, ShapeOp
+
+    users = fgraph.clients()
+    pairs = {}
+    for node in fgraph.toposort():
+        if isinstance(node.op, (ShapeI, ShapeOp)):
+            x = node.inputs[0]
+            measured_only = all(n != "output" and isinstance(n.op, (ShapeI, ShapeOp)) for n, _ in users[id(x)])
+            new = _inferred_shape(node, allow_checks=measured_only)
+            if new is not None:
+                pairs[id(node.outputs[0])] = new
+    fgraph.replace_all(pairs)
+    return len(pairs)
+
+
+def _inferred_shape(node, allow_checks):
+    """The replacement of ShapeI / ShapeOp `node` that reads input shapes, or None."""
+    from ..tensor.shape import ShapeI, ShapeOp
+
+    (x,) = node.inputs
+    if x.owner is None or x.ndim == 0:
         return None
-    inner = node.inputs[0].owner
-    if isinstance(inner.op, Softmax):
-        source = inner.inputs[0]
-    elif isinstance(inner.op, Elemwise):
-        source = next((i for i in inner.inputs if i.ndim == inner.outputs[0].ndim
-                       and not any(i.broadcastable[a] for a in node.op.axes)), None)
-    else:
+    axes = node.op.axes if isinstance(node.op, ShapeI) else tuple(range(x.ndim))
+    lengths = [_length(x, a, allow_checks) for a in axes]
+    if all(n is None for n in lengths):
         return None
-    return [ShapeI(node.op.axes)(source)] if source is not None else None
+    lengths = [ShapeI(a)(x) if n is None else n for a, n in zip(axes, lengths)]
+    if isinstance(node.op, ShapeI):            # several axes: the product of their lengths
+        out = lengths[0]
+        for n in lengths[1:]:
+            out = tm.mul(out, n)
+        return out
+    reads = [_shape_i_read(n) for n in lengths]
+    whole = reads[0][0] if reads[0] is not None else None
+    if whole is not None and whole.ndim == x.ndim and all(
+            r is not None and r[0] is whole and r[1] == (a,) for a, r in zip(axes, reads)):
+        return ShapeOp()(whole)                # the whole shape of one input
+    if x.ndim == 1:
+        return tm.dimshuffle(lengths[0], ["x"])
+    return tm.stack(lengths)
 
 
 @register_node_rule("canonicalize")

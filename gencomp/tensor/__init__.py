@@ -21,44 +21,46 @@ _PATTERNS = {
 }
 
 
-def _constructor(kind: str, fixed_dtype: str | None):
+def _constructor(kind: str):
+    """The plain constructor (`T.matrix`): a function, since its dtype is config.floatX when called."""
     pattern = _PATTERNS[kind]
 
     def make(name=None, dtype=None, shape=None):
-        if fixed_dtype is not None and dtype is not None and _dtypes.canonical(dtype) != fixed_dtype:
-            raise TypeError(f"{make.__name__} makes {fixed_dtype} variables; got dtype={dtype!r}")
-        dtype = fixed_dtype or dtype or _config.floatX
+        dtype = dtype or _config.floatX
         if shape is not None:
             if len(shape) != len(pattern):
-                raise TypeError(f"{make.__name__}: shape {shape} has {len(shape)} entries, expected {len(pattern)}")
+                raise TypeError(f"{kind}: shape {shape} has {len(shape)} entries, expected {len(pattern)}")
             return TensorType(dtype, shape=shape)(name)
         return TensorType(dtype, pattern)(name)
 
-    make.__name__ = (_dtypes.DTYPES[fixed_dtype].letter if fixed_dtype else "") + kind
-    make.__doc__ = f"A symbolic {kind} ({'dtype ' + fixed_dtype if fixed_dtype else 'dtype config.floatX'})."
+    make.__name__ = make.__qualname__ = kind
+    make.__doc__ = f"A symbolic {kind} (dtype config.floatX unless given)."
     return make
 
 
-def _plural(single):
+def _plural(single, name: str):
     def make(*names, dtype=None):
         if len(names) == 1 and isinstance(names[0], int):
             names = (None,) * names[0]
         kwargs = {} if dtype is None else {"dtype": dtype}
         return [single(n, **kwargs) for n in names]
 
-    name = single.__name__
-    make.__name__ = name[:-1] + "ces" if name.endswith("matrix") else name + "s"
-    make.__doc__ = f"Several {single.__name__} variables, one per name."
+    make.__name__ = make.__qualname__ = name[:-1] + "ces" if name.endswith("matrix") else name + "s"
+    make.__doc__ = f"Several {name} variables, one per name."
     return make
 
 
+# Theano's dtype-prefixed forms are TensorType instances (`x.type == T.dmatrix`, `T.dmatrix('x')`);
+# the plain forms stay functions because their dtype is config.floatX at call time, not import time.
 for _kind in _PATTERNS:
-    for _dt in (None, *_dtypes.BY_LETTER.values()):
-        _single = _constructor(_kind, _dt)
-        globals()[_single.__name__] = _single
-        _many = _plural(_single)
+    globals()[_kind] = _constructor(_kind)
+    _many = _plural(globals()[_kind], _kind)
+    globals()[_many.__name__] = _many
+    for _letter, _dt in _dtypes.BY_LETTER.items():
+        globals()[_letter + _kind] = TensorType(_dt, _PATTERNS[_kind])
+        _many = _plural(globals()[_letter + _kind], _letter + _kind)
         globals()[_many.__name__] = _many
-del _kind, _dt, _single, _many
+del _kind, _dt, _letter, _many
 
 
 def tensor(dtype=None, broadcastable=None, name=None, shape=None):
@@ -81,6 +83,7 @@ def tensor(dtype=None, broadcastable=None, name=None, shape=None):
 from . import nnet, shared_randomstreams  # noqa: E402  (T.nnet.sigmoid, as in Theano)
 from .shared_randomstreams import RandomStreams  # noqa: E402,F401
 from .subtensor import inc_subtensor, set_subtensor  # noqa: E402,F401
+from .shape import join, specify_shape  # noqa: E402,F401
 
 
 def jacobian(expression, wrt, **kwargs):
@@ -95,6 +98,20 @@ def hessian(cost, wrt, **kwargs):
     from ..gradient import hessian as _hessian
 
     return _hessian(cost, wrt, **kwargs)
+
+
+def Rop(f, wrt, eval_points, **kwargs):
+    """T.Rop: the Jacobian-vector product (see gencomp.gradient.Rop)."""
+    from ..gradient import Rop as _Rop
+
+    return _Rop(f, wrt, eval_points, **kwargs)
+
+
+def Lop(f, wrt, eval_points, **kwargs):
+    """T.Lop: the vector-Jacobian product (see gencomp.gradient.Lop)."""
+    from ..gradient import Lop as _Lop
+
+    return _Lop(f, wrt, eval_points, **kwargs)
 
 
 def grad(cost, wrt, **kwargs):

@@ -111,19 +111,64 @@ def _reduce(kind, x, axis, keepdims):
     return _keep_dims(out, x.ndim, axes) if keepdims else out
 
 
-def sum(x, axis=None, keepdims=False, dtype=None):  # noqa: A001  (numpy's name)
-    """Sum over `axis` (None: all, int or tuple, negatives allowed); ints sum in int64 as numpy."""
-    out = _reduce("sum", x, axis, keepdims)
+def _acc_dtype(x, acc_dtype):
+    """`acc_dtype` checked as Theano's CAReduceDtype does: it must not lose precision on `x`'s dtype,
+    except that a float accumulator for an integer input is allowed."""
+    acc = dtypes.canonical(acc_dtype)
+    if dtypes.is_integer(x.dtype) or x.dtype == "bool":
+        if dtypes.is_float(acc) or dtypes.is_complex(acc):
+            return acc
+    if np.result_type(x.dtype, acc).name != acc:
+        raise TypeError(
+            f"cannot reduce a {x.dtype} tensor with acc_dtype={acc}: precision would be lost; leave "
+            f"acc_dtype out, give one at least as precise as {x.dtype}, or give dtype={acc!r} instead "
+            f"(an exact reduction cast to {acc} at the end)")
+    return acc
+
+
+def _reduce_dtype(kind, x, axis, keepdims, dtype, acc_dtype):
+    """Theano's sum / prod with `dtype` (of the result; ints default to int64 / uint64 as numpy) and
+    `acc_dtype` (the accumulator: x is cast to it before reducing, so the kernel adds in it)."""
+    from .reduce import REDUCTIONS, _result_dtype
+
+    x = as_tensor_variable(x)
+    if acc_dtype is not None:
+        dtype = dtype or _result_dtype(REDUCTIONS[kind], x.dtype)     # the accumulator never shows
+        x = cast(x, _acc_dtype(x, acc_dtype))
+    out = _reduce(kind, x, axis, keepdims)
     return cast(out, dtype) if dtype is not None else out
 
 
-def prod(x, axis=None, keepdims=False):
-    return _reduce("prod", x, axis, keepdims)
+def sum(x, axis=None, dtype=None, keepdims=False, acc_dtype=None):  # noqa: A001  (numpy's name)
+    """Sum over `axis` (None: all, int or tuple, negatives allowed); ints sum in int64 as numpy.
+
+    `dtype` is the result's dtype, `acc_dtype` the accumulator's (Theano's meaning and argument
+    order)."""
+    return _reduce_dtype("sum", x, axis, keepdims, dtype, acc_dtype)
 
 
-def mean(x, axis=None, keepdims=False):
-    """Arithmetic mean over `axis` (float64 for integer input, as numpy)."""
-    return _reduce("mean", x, axis, keepdims)
+def prod(x, axis=None, dtype=None, keepdims=False, acc_dtype=None, no_zeros_in_input=False):
+    """Product over `axis`; `dtype` and `acc_dtype` as for sum (`no_zeros_in_input`: Theano's
+    gradient hint, accepted; the gradient here is right with or without zeros)."""
+    return _reduce_dtype("prod", x, axis, keepdims, dtype, acc_dtype)
+
+
+def mean(x, axis=None, dtype=None, op=False, keepdims=False, acc_dtype=None):
+    """Arithmetic mean over `axis` (float64 for integer input, as numpy).
+
+    With `dtype` or `acc_dtype`, as Theano's: the sum is taken with them, then divided by the count
+    in float32 (for a float32 / complex64 sum) or float64; an integer sum gives a float64 mean."""
+    if dtype is None and acc_dtype is None:
+        return _reduce("mean", x, axis, keepdims)
+    from .reduce import normalize_axes
+    from .shape import ShapeI
+
+    x = as_tensor_variable(x)
+    axes = normalize_axes(axis, x.ndim)
+    total = sum(x, axis, dtype, keepdims, acc_dtype)
+    count_dtype = "float32" if total.dtype in ("float32", "complex64") else "float64"
+    count = cast(ShapeI(axes)(x), count_dtype) if axes else np.ones((), count_dtype)
+    return true_div(total, count)                                        # noqa: F821
 
 
 def max(x, axis=None, keepdims=False):  # noqa: A001

@@ -57,17 +57,22 @@ class Softmax(Op):
 
 def _axis(x, axis):
     x = as_tensor_variable(x)
+    if x.ndim == 1 and axis in (0, -1):
+        # Theano's Softmax turns a vector into a (1, n) row: programs index s[:, 0, :] on a scan of it
+        from .math import shape_padleft
+
+        return shape_padleft(x), 1
     return x, (axis + x.ndim if axis < 0 else axis)
 
 
 def softmax(x, axis=-1):
-    """Softmax over `axis` (the last one by default, as Theano's)."""
+    """Softmax over `axis` (the last one by default, as Theano's); a vector gives a (1, n) row."""
     x, axis = _axis(x, axis)
     return Softmax(axis)(x)
 
 
 def log_softmax(x, axis=-1):
-    """log(softmax(x)) computed without overflow."""
+    """log(softmax(x)) computed without overflow; a vector gives a (1, n) row, as softmax."""
     x, axis = _axis(x, axis)
     return Softmax(axis, log=True)(x)
 

@@ -63,6 +63,52 @@ class ShapeI(Op):
         return [None]
 
 
+class CheckedLength(Op):
+    """A length read from input shapes, with the checks of the ops it was read through (what shape
+    inference leaves of `(x + y).shape` once x + y itself need not run).
+
+    `groups` holds, per group, ((input index, dim), ...) pairs whose lengths must agree and whether
+    they must also equal 1; the first group's common length is the result. A broadcast mismatch, or
+    the inner lengths of a dot, still raise the ValueError the removed op would have raised.
+    """
+
+    def __init__(self, groups):
+        self.groups = tuple((tuple((int(i), int(d)) for i, d in pairs), bool(one)) for pairs, one in groups)
+
+    def signature(self):
+        shown = ";".join(",".join(f"{i}.{d}" for i, d in pairs) + ("=1" if one else "")
+                         for pairs, one in self.groups)
+        return f"CheckedLength{{{shown}}}"
+
+    def __reduce__(self):
+        return CheckedLength, (self.groups,)
+
+    def make_node(self, *tensors):
+        tensors = [_as(t) for t in tensors]
+        for pairs, _ in self.groups:
+            if any(not 0 <= i < len(tensors) or not 0 <= d < tensors[i].ndim for i, d in pairs):
+                raise ValueError(f"{self}: a (input, dimension) pair is out of range")
+        return Apply(self, tensors, [TensorType("int64", ())])
+
+    def perform(self, node, inputs):
+        lengths = []
+        for pairs, one in self.groups:
+            seen = {(i, d): inputs[i].shape[d] for i, d in pairs}
+            values = set(seen.values()) | ({1} if one else set())
+            if len(values) > 1:
+                shown = ", ".join(f"{node.inputs[i]!r} has length {n} in dimension {d}"
+                                  for (i, d), n in seen.items())
+                raise ValueError(f"shape mismatch: {shown}; these lengths must agree (an elementwise op "
+                                 f"stretches only dimensions marked broadcastable: T.row / T.col, "
+                                 f"dimshuffle('x', ...), shared(..., broadcastable=); a dot needs equal "
+                                 f"inner lengths)")
+            lengths.append(values.pop() if values else 1)
+        return [np.asarray(lengths[0], dtype=np.int64)]
+
+    def grad(self, inputs, output_grads, outputs):
+        return [None] * len(inputs)
+
+
 class Reshape(Op):
     """Reshape `x` to the int vector `shape` (one entry may be -1); the result has `ndim` dimensions."""
 
@@ -290,6 +336,67 @@ def concatenate(tensors, axis=0):
     tensors = [_as(t) for t in tensors]
     nd = tensors[0].ndim if tensors else 0
     return Join(axis + nd if axis < 0 else axis)(*tensors)
+
+
+def join(axis, *tensors):
+    """Theano's T.join(axis, *tensors): concatenate with the axis first."""
+    if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
+        tensors = tuple(tensors[0])
+    if not isinstance(axis, (int, np.integer)):
+        raise TypeError(f"join: the axis must be an int (gencomp joins along a static axis), got {axis!r}")
+    return concatenate(tensors, axis=int(axis))
+
+
+class SpecifyShape(Op):
+    """`x` itself, after checking at run time that its shape is the one promised (Theano's
+    specify_shape); `given[d]` says whether dimension d has an entry (None entries are unchecked)."""
+
+    returns_view = True      # perform returns its input
+
+    def __init__(self, given):
+        self.given = tuple(bool(g) for g in given)
+
+    def signature(self):
+        return "SpecifyShape{" + "".join("n" if g else "?" for g in self.given) + "}"
+
+    def __reduce__(self):
+        return SpecifyShape, (self.given,)
+
+    def make_node(self, x, *entries):
+        x = _as(x)
+        entries = [_as(e) for e in entries]
+        if len(self.given) != x.ndim or len(entries) != sum(self.given):
+            raise ValueError(f"specify_shape: {len(self.given)} entries for a {x.ndim}-d tensor {x!r}")
+        if any(e.ndim != 0 or not dtypes.is_integer(e.dtype) for e in entries):
+            raise TypeError("specify_shape: shape entries must be ints, integer scalars or None")
+        return Apply(self, [x, *entries], [x.type])
+
+    def perform(self, node, inputs):
+        x, entries = inputs[0], iter(inputs[1:])
+        want = tuple(int(next(entries)) if g else None for g in self.given)
+        if any(w is not None and w != n for w, n in zip(want, x.shape)):
+            entries = ", ".join("?" if w is None else str(w) for w in want)
+            shown = f"({entries}{',' if len(want) == 1 else ''})"
+            raise ValueError(f"specify_shape: {node.inputs[0]!r} has shape {x.shape}, but its shape was "
+                             f"specified as {shown}")
+        return [x]
+
+    def grad(self, inputs, output_grads, outputs):
+        return [output_grads[0]] + [None] * (len(inputs) - 1)
+
+
+def specify_shape(x, shape):
+    """`x`, checked at run time to have `shape` (ints, integer scalars, None for any length, or a
+    symbolic shape vector of known length such as y.shape): a ValueError otherwise."""
+    from .math import _shape_entries
+
+    x = _as(x)
+    entries = _shape_entries(shape)
+    if len(entries) != x.ndim:
+        raise ValueError(f"specify_shape: shape {shape!r} has {len(entries)} entries, {x!r} has "
+                         f"{x.ndim} dimensions")
+    given = [e is not None for e in entries]
+    return SpecifyShape(given)(x, *[e for e in entries if e is not None])
 
 
 def arange(start, stop=None, step=1, dtype=None):

@@ -1,13 +1,16 @@
-"""Random numbers in graphs: Theano's RandomStreams (uniform, normal, binomial), drawn with numpy.
+"""Random numbers in graphs: Theano's RandomStreams (uniform, normal, binomial), drawing Theano's numbers.
 
-Each random variable owns a numpy Generator (seeded from its stream's seed and its position in
-the stream), and every call of a compiled function draws new values from it, as Theano's do
-through their default updates. A variable used twice in one graph is one draw. The numbers are
-numpy's, not Theano's: same distributions, other values.
+As in Theano 1.0 (theano/tensor/shared_randomstreams.py and raw_random.py), a RandomStreams keeps
+a master `numpy.random.RandomState(seed)`; each new random variable gets its own RandomState,
+seeded with `master.randint(2**30)`, held by a shared variable `rv.rng`, and every call of a
+compiled function draws from it with `RandomState.uniform(low, high, size)`, `normal(avg, std,
+size)` or `binomial(n, p, size)`, cast to the variable's dtype. So a program seeded like its
+Theano original gets the same numbers. A variable used twice in one graph is one draw.
 """
 
 from __future__ import annotations
 
+import copy
 import itertools
 
 import numpy as np
@@ -48,53 +51,96 @@ class RandomDraw(Op):
     def perform(self, node, inputs):
         shape = tuple(int(s) for s in inputs[:self.ndim])
         params = inputs[self.ndim:]
-        rng = self.stream.generator
-        if self.kind == "uniform":
-            value = rng.uniform(params[0], params[1], size=shape)
-        elif self.kind == "normal":
-            value = rng.normal(params[0], params[1], size=shape)
+        rng = self.stream.rng.get_value(borrow=True)
+        if self.kind == "binomial":
+            value = rng.binomial(params[0], params[1], shape)
         else:
-            value = rng.binomial(params[0], params[1], size=shape)
+            # raw_random casts the bounds (or mean and deviation) to the output dtype first
+            low, high = (np.asarray(p, dtype=self.dtype) for p in params)
+            value = (rng.uniform if self.kind == "uniform" else rng.normal)(low, high, shape)
         return [np.asarray(value, dtype=self.dtype)]
 
     def grad(self, inputs, output_grads, outputs):
         return [None] * len(inputs)          # samples are not differentiable in their parameters
 
 
+class RandomStateSharedVariable:
+    """`rv.rng`: the numpy RandomState a random variable draws from, with a shared variable's
+    `get_value` / `set_value`. It lives outside the graph (the draw reads it when it runs), so it
+    cannot itself be a function input, output or update target."""
+
+    def __init__(self, value: np.random.RandomState, name=None):
+        self.name = name
+        self._value = _check_state(value)
+
+    def get_value(self, borrow=False, return_internal_type=False) -> np.random.RandomState:
+        """The generator (`borrow=True`: the one draws advance in place; else a copy)."""
+        return self._value if borrow else copy.deepcopy(self._value)
+
+    def set_value(self, value, borrow=False) -> None:
+        """Draw from `value` from now on (a copy of it unless `borrow=True`)."""
+        value = _check_state(value)
+        self._value = value if borrow else copy.deepcopy(value)
+
+    value = property(lambda self: self.get_value(borrow=True),
+                     lambda self, v: self.set_value(v, borrow=True))     # Theano 0.x's spelling
+
+    def __repr__(self):
+        return self.name if self.name is not None else "<RandomStateSharedVariable>"
+
+
+def _check_state(value):
+    if not isinstance(value, np.random.RandomState):
+        raise TypeError(f"a random variable's rng holds a numpy.random.RandomState, got {type(value).__name__}")
+    return value
+
+
 class _Stream:
-    """One random variable's generator: created from (seed, index), reseeded by RandomStreams.seed."""
+    """One random variable's generator, shared by every graph the draw is in (a pickled function
+    carries a copy of its state)."""
 
-    def __init__(self, seed: int, index: int):
-        self.seed, self.index, self.uid = seed, index, next(_UIDS)
-        self.generator = np.random.default_rng([seed, index])
-
-    def __getstate__(self):
-        return {"seed": self.seed, "index": self.index, "uid": self.uid,
-                "state": self.generator.bit_generator.state}
-
-    def __setstate__(self, state):
-        self.seed, self.index, self.uid = state["seed"], state["index"], state["uid"]
-        self.generator = np.random.default_rng([self.seed, self.index])
-        self.generator.bit_generator.state = state["state"]
+    def __init__(self, seed: int):
+        self.uid = next(_UIDS)
+        self.rng = RandomStateSharedVariable(np.random.RandomState(seed))
 
 
 class RandomStreams:
-    """Theano's `RandomStreams(seed)`: `uniform`, `normal` and `binomial` variables of a given size."""
+    """Theano's `RandomStreams(seed)`: `uniform`, `normal` and `binomial` variables of a given size.
+
+    `state_updates` lists (rv.rng, rv) for every variable made, in order, as Theano's lists
+    (rng shared variable, its update); `rv.rng` and `rv.update` are set on each variable."""
 
     def __init__(self, seed: int | None = None):
-        self._seed = int(np.random.SeedSequence().entropy % 2**63) if seed is None else int(seed)
-        self._streams: list[_Stream] = []
+        self.default_instance_seed = seed
+        self.gen_seedgen = np.random.RandomState(seed)
+        self.state_updates: list = []
 
-    def seed(self, seed: int) -> None:
-        """Restart every variable of these streams from `seed`."""
-        self._seed = int(seed)
-        for stream in self._streams:
-            stream.seed = self._seed
-            stream.generator = np.random.default_rng([self._seed, stream.index])
+    def seed(self, seed: int | None = None) -> None:
+        """Reseed every variable made so far, in order, from `RandomState(seed).randint(2**30)`
+        (the constructor's seed when None); variables made later still follow the constructor's."""
+        seedgen = np.random.RandomState(self.default_instance_seed if seed is None else seed)
+        for rng, _ in self.state_updates:
+            rng.set_value(np.random.RandomState(int(seedgen.randint(2**30))), borrow=True)
 
     def updates(self) -> list:
-        """Theano lists the generators' state updates here; gencomp advances them itself."""
-        return []
+        """Theano's list of (generator, update) pairs; gencomp's draws advance them themselves."""
+        return list(self.state_updates)
+
+    @property
+    def rstate(self):
+        """The master generator's state (MRG_RandomStreams' name: gencomp aliases it to this class,
+        so copying `rstate` between streams, as Theano's tutorial does, copies it)."""
+        return self.gen_seedgen.get_state()
+
+    @rstate.setter
+    def rstate(self, state):
+        self.gen_seedgen.set_state(state)
+
+    def __getitem__(self, rng):
+        return rng.get_value(borrow=True)
+
+    def __setitem__(self, rng, value):
+        rng.set_value(value, borrow=True)
 
     def _draw(self, kind, size, ndim, dtype, params):
         from ..config import config
@@ -106,9 +152,11 @@ class RandomStreams:
         if ndim is not None and ndim != len(entries):
             raise ValueError(f"random {kind}: ndim={ndim} but size has {len(entries)} entries")
         dtype = dtypes.canonical(config.floatX if dtype in (None, "floatX") else dtype)
-        stream = _Stream(self._seed, len(self._streams))
-        self._streams.append(stream)
-        return RandomDraw(kind, dtype, len(entries), stream)(*entries, *params)
+        stream = _Stream(int(self.gen_seedgen.randint(2**30)))
+        out = RandomDraw(kind, dtype, len(entries), stream)(*entries, *params)
+        out.rng, out.update = stream.rng, (stream.rng, out)
+        self.state_updates.append(out.update)
+        return out
 
     def uniform(self, size=None, low=0.0, high=1.0, ndim=None, dtype=None):
         return self._draw("uniform", size, ndim, dtype, (low, high))
@@ -116,8 +164,8 @@ class RandomStreams:
     def normal(self, size=None, avg=0.0, std=1.0, ndim=None, dtype=None):
         return self._draw("normal", size, ndim, dtype, (avg, std))
 
-    def binomial(self, size=None, n=1, p=0.5, ndim=None, dtype="int64"):
-        return self._draw("binomial", size, ndim, dtype, (n, p))
+    def binomial(self, size=None, n=1, p=0.5, ndim=None, dtype="int64", prob=None):
+        return self._draw("binomial", size, ndim, dtype, (n, p if prob is None else prob))
 
 
 MRG_RandomStreams = RandomStreams      # theano.sandbox.rng_mrg's name, for ported programs

@@ -63,8 +63,13 @@ class _TensorOps:
     __hash__ = object.__hash__
 
     def __bool__(self):
-        raise TypeError("a symbolic variable has no truth value; use T.switch / T.eq / T.neq "
-                        "to express conditions on tensors")
+        # Theano's rule: `if not W:` (a default-argument idiom) needs every variable to be truthy, while
+        # `a < b < c` (Python's `(a < b) and (b < c)`) must fail loudly: so only comparisons refuse.
+        node = getattr(self, "owner", None)
+        if node is not None and getattr(getattr(node.op, "scalar", None), "name", None) in _COMPARISONS:
+            raise TypeError("Variables do not support boolean operations: the result of a comparison has "
+                            "no truth value; use T.switch / T.and_ / T.or_ to combine conditions")
+        return True
 
     def __iter__(self):
         raise TypeError("a symbolic tensor cannot be iterated; index it instead")
@@ -88,9 +93,15 @@ class _TensorOps:
     def __rmatmul__(self, o): return _m().matmul(o, self)
     def __getitem__(self, index): return _m().getitem(self, index)
     def dot(self, o): return _m().dot(self, o)
-    def sum(self, axis=None, keepdims=False, dtype=None): return _m().sum(self, axis, keepdims, dtype)
-    def prod(self, axis=None, keepdims=False): return _m().prod(self, axis, keepdims)
-    def mean(self, axis=None, keepdims=False): return _m().mean(self, axis, keepdims)
+    def sum(self, axis=None, dtype=None, keepdims=False, acc_dtype=None):      # Theano's order
+        return _m().sum(self, axis, dtype, keepdims, acc_dtype)
+
+    def prod(self, axis=None, dtype=None, keepdims=False, acc_dtype=None, no_zeros_in_input=False):
+        return _m().prod(self, axis, dtype, keepdims, acc_dtype)
+
+    def mean(self, axis=None, dtype=None, keepdims=False, acc_dtype=None):
+        return _m().mean(self, axis, dtype, False, keepdims, acc_dtype)
+
     def var(self, axis=None, ddof=0, keepdims=False): return _m().var(self, axis, ddof, keepdims)
     def std(self, axis=None, ddof=0, keepdims=False): return _m().std(self, axis, ddof, keepdims)
     def max(self, axis=None, keepdims=False): return _m().max(self, axis, keepdims)
@@ -132,6 +143,9 @@ class _TensorOps:
         if keys not in cache:
             cache[keys] = function(list(pairs), self, on_unused_input="ignore")
         return cache[keys](*pairs.values())
+
+
+_COMPARISONS = frozenset({"lt", "le", "gt", "ge", "eq", "neq"})
 
 
 def _m():
