@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Mapping
+from pathlib import Path
 
 import numpy as np
 
 from .codegen import key_parts
 from .codegen.lower import lower
+from .compile import fastcall
 from .compile.build import build_c
 from .config import config
 from .graph import Constant, FunctionGraph, Variable, clone_replace, toposort
@@ -191,11 +193,18 @@ class Function:
         self._frozen = _frozen_generators(self.fgraph, no_default_updates)
         if self._frozen:
             self._runner = _keeping_states(self._runner, self._frozen)
-        self._fast = None        # the C call path: functions of their arguments only, run as compiled
+        self._fast = self._fast_pending = None   # the C call path (functions of their arguments only)
         if self._runner is built and isinstance(built, CRunner) and not (self._shared or self._updated or self._borrowed):
-            from pathlib import Path
-            self._fast = built.fast_caller(len(self.inputs), self._single, Path(self.source_path).parent.parent,
-                                           snapshot.cc)
+            self._fast_pending = (built, Path(self.source_path).parent.parent)
+            module = fastcall.load(self._fast_pending[1], snapshot.cc, wait=False)
+            if module is not None:
+                self._fast = self._fast_path(module)
+
+    def _fast_path(self, module):
+        """The C call path through the fastcall extension `module` (None: it could not be built)."""
+        runner, _ = self._fast_pending
+        self._fast_pending = None
+        return runner.fast_caller(module, len(self.inputs), self._single) if module is not None else None
 
     @staticmethod
     def _inputs(inputs):
@@ -252,11 +261,10 @@ class Function:
             return PyRunner(self.fgraph)
         if snapshot.device == "cuda":
             return self._build_cuda(snapshot)
-        from .codegen.c import render_module
-
         plan = lower(self.fgraph, self._inplace_updates())
 
-        def render(key, parallel):
+        def render(key, parallel):          # only on a cache miss
+            from .codegen.c import render_module
             return render_module(plan, key, self.name, flat_lines(self.fgraph), parallel=parallel)
 
         entry, ffi, lib, hit = build_c(key_parts(self.fgraph), snapshot, render)
@@ -337,6 +345,10 @@ class Function:
             result = fast(*args, **kwargs)
             if result is not NotImplemented:
                 return result
+        elif self._fast_pending is not None:      # its extension was being built: is it there now?
+            module = fastcall.loaded(self._fast_pending[1])
+            if module is not False:
+                self._fast = self._fast_path(module)
         if kwargs or len(args) != len(self._converters):
             args = self._bind(args, kwargs)
         values = [convert(value) for convert, value in zip(self._converters, args)]

@@ -125,12 +125,10 @@ class CRunner:
             if found is not None:
                 set_blas(*[ffi.cast("void *", address) for address in found[0]], found[1])
 
-    def fast_caller(self, n_inputs: int, single: bool, root, compiler: str):
-        """The C call path of this plan (gencomp/compile/fastcall.c), when it is one entry point
-        whose outputs' lengths Python can tell from the inputs before the call; else None.
-        `n_inputs`: the function's explicit inputs (args 0 ... n_inputs-1)."""
-        from .compile import fastcall
-
+    def fast_caller(self, module, n_inputs: int, single: bool):
+        """The C call path of this plan through `module` (gencomp/compile/fastcall.c), when it is
+        one entry point whose outputs' lengths Python can tell from the inputs before the call;
+        else None. `n_inputs`: the function's explicit inputs (args 0 ... n_inputs-1)."""
         plan, entry = self.plan, plan_entry(self.plan)
         if len(entry.order) != 1 or entry.order[0][0] != "segment" or len(plan.args) > 64:
             return None
@@ -138,9 +136,6 @@ class CRunner:
         if seg.copied or sorted(seg.allocated) != sorted(plan.output_args) or \
                 any(a.role == "input" for a in plan.args[n_inputs:]):
             return None                     # lengths C finds, repeated outputs, shared variables
-        module = fastcall.load(root, compiler)
-        if module is None:
-            return None
         inputs = [(k, np.dtype(a.dtype).num, len(a.broadcastable), sum(1 << d for d, b in enumerate(a.broadcastable) if b))
                   for k, a in enumerate(plan.args[:n_inputs])]
         consts = [(k, np.ascontiguousarray(self.rest[k - n_inputs])) for k, a in enumerate(plan.args)

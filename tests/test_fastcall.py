@@ -13,6 +13,16 @@ import gencomp.tensor as T
 from gencomp import function
 
 
+@pytest.fixture(autouse=True, scope="module")
+def fastcall_built():
+    """Build the extension in this session's cache first (functions made while it builds take the
+    Python path until it is there)."""
+    from pathlib import Path
+
+    from gencomp.compile import fastcall
+    assert fastcall.load(Path(gencomp.config.cache_dir), gencomp.config.cc) is not None
+
+
 def python_path(f):
     """The same function with its C call path switched off."""
     f_slow = f.__class__.__new__(f.__class__)
@@ -79,6 +89,18 @@ def test_outputs_are_new_arrays_and_never_inputs():
     outs = f(v)
     assert all(o is not v and not np.shares_memory(o, v) for o in outs)
     assert not np.shares_memory(outs[0], outs[1])
+
+
+def test_a_function_made_while_the_extension_builds_takes_the_c_path_later(tmp_path):
+    x, y = T.dscalars("x", "y")
+    with gencomp.config.change(cache_dir=str(tmp_path / "cache")):
+        f = function([x, y], x * y + 1)
+    for _ in range(5000):
+        assert f(2.0, 3.0) == 7.0
+        if f._fast is not None:
+            break
+        threading.Event().wait(0.002)
+    assert f._fast is not None and f(2.0, 3.0) == 7.0
 
 
 def test_functions_with_shared_variables_or_updates_keep_the_python_path():

@@ -39,7 +39,7 @@ def build_c(key_parts: list, snapshot, render):
         entry = cache.publish(root, key, functools.partial(_build_entry, snapshot=snapshot, key=key, render=render))
     else:
         cache.touch(entry)
-    if snapshot.openmp and cc.supports_openmp(snapshot.cc):
+    if "-fopenmp" in shlex.split(entry.meta.get("command", "")):      # built with OpenMP
         cc.load_openmp_runtime()
     ffi, lib = cc.load_library(entry.file("ffi"), entry.file("module"))
     _LOADED[(str(root), key)] = (entry, ffi, lib)

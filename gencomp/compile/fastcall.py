@@ -5,7 +5,8 @@ output allocation); fastcall.c does the same work in C for the common case, so `
 little more than numpy's own `np.add`. It is a small CPython extension compiled with the same C
 compiler as the modules, against this Python's and numpy's headers, and cached beside them under a
 key of its source and of those versions. Without headers or a compiler, `load()` gives None and
-calls take the Python path.
+calls take the Python path. The first function of a cache folder builds it on a background
+thread, so `function()` never waits for it.
 """
 
 from __future__ import annotations
@@ -16,13 +17,13 @@ import importlib.util
 import shlex
 import sys
 import sysconfig
+import threading
 from pathlib import Path
 
 from . import cache, cc
 
 SOURCE = Path(__file__).with_name("fastcall.c")
 RUNTIME_PREFIX = ".fastcall-"   # a dot folder: not a function's entry (`gencomp cache list` skips it)
-_LOADED: dict = {}        # cache root -> the extension module, or None when it cannot be built
 
 
 def _key(compiler: str) -> str:
@@ -35,22 +36,55 @@ def _key(compiler: str) -> str:
     return RUNTIME_PREFIX + h.hexdigest()[:40]
 
 
-def load(root: Path, compiler: str):
-    """The fastcall extension for cache folder `root` (built there the first time), or None."""
+_LOADED: dict = {}        # cache root -> the extension module, or None when it cannot be built
+_BUILDS: dict = {}        # cache root -> the thread building it there
+
+
+def load(root: Path, compiler: str, wait: bool = True):
+    """The fastcall extension of cache folder `root`, or None. When it is not built yet, `wait=False`
+    builds it on a background thread (a function works through the Python path meanwhile) and
+    gives None; `loaded(root)` then tells when it is there."""
     if str(root) in _LOADED:
         return _LOADED[str(root)]
-    module = None
+    entry = cache.read_entry(root, _key(compiler))
+    if entry is not None:
+        return _import(root, entry)
+    thread = _BUILDS.get(str(root))
+    if thread is None:
+        # not a daemon: a process that ends meanwhile finishes the build (well under a second)
+        # rather than leaving a half-built folder behind
+        thread = _BUILDS[str(root)] = threading.Thread(target=_build_and_import, args=(root, compiler),
+                                                       name="gencomp fastcall build")
+        thread.start()
+    if wait:
+        thread.join()
+        return _LOADED.get(str(root))
+    return None
+
+
+def loaded(root: Path):
+    """The extension of `root` if it is loaded (or known not to build: None), else False."""
+    return _LOADED.get(str(root), False)
+
+
+def _build_and_import(root: Path, compiler: str) -> None:
     try:
-        entry = cache.read_entry(root, _key(compiler))
-        if entry is None:
-            entry = cache.publish(root, _key(compiler), lambda folder: _build(folder, compiler))
+        entry = cache.publish(root, _key(compiler), lambda folder: _build(folder, compiler))
+    except (OSError, ImportError, cc.CompileError):
+        _LOADED[str(root)] = None      # no headers or no compiler: the Python path does the same work
+        return
+    _import(root, entry)
+
+
+def _import(root: Path, entry):
+    try:
+        path = str(entry.file("module"))
         spec = importlib.util.spec_from_file_location(
-            "gencomp_fastcall", entry.file("module"),
-            loader=importlib.machinery.ExtensionFileLoader("gencomp_fastcall", str(entry.file("module"))))
+            "gencomp_fastcall", path, loader=importlib.machinery.ExtensionFileLoader("gencomp_fastcall", path))
         module = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(module)
-    except (OSError, ImportError, cc.CompileError):
-        module = None          # no headers or no compiler: the Python path does the same work
+    except (OSError, ImportError):
+        module = None
     _LOADED[str(root)] = module
     return module
 
