@@ -12,7 +12,7 @@ import sys
 
 import _util as U
 
-ROUNDS = 3                  # fresh processes per (workload, configuration, neighbour)
+ROUNDS = 5                  # fresh processes per (workload, configuration, neighbour): 3 decide busy cells by noise
 WARM_CALLS, SECONDS = 30, 0.6   # calls before timing (the loops settle their choice), timing span
 WITHIN = 1.05               # issue 9: default <= 1.05x the better of one thread and the team
 DEFAULT, ONE, TEAM = "default", "openmp=False (1 thread)", "openmp=True, team always"

@@ -141,6 +141,7 @@ def ultra_fast_sigmoid(x):
     return sigmoid(x)
 
 
+from . import conv  # noqa: E402,F401  (theano.tensor.nnet.conv.conv2d, the older path)
 from .conv import conv2d  # noqa: E402,F401  (theano.tensor.nnet.conv2d)
 
 
