@@ -3,7 +3,6 @@ arange, integer-array indexing and its increments), checked against numpy."""
 
 import json
 import os
-import threading
 
 import numpy as np
 import pytest
@@ -12,6 +11,7 @@ from hypothesis import strategies as st
 
 import gencomp
 import gencomp.tensor as T
+from _threads import in_threads
 
 
 def _entry_points(f):
@@ -224,20 +224,13 @@ def test_concurrent_calls_of_one_function_are_correct():
     rng = np.random.default_rng(6)
     inputs = [rng.standard_normal((int(rng.integers(1, 40)), 5)) for _ in range(64)]
     wants = [f(X) for X in inputs]
-    errors = []
 
     def work(k):
         for r in range(20):
             X, want = inputs[(k + r) % len(inputs)], wants[(k + r) % len(inputs)]
-            if not np.array_equal(f(X), want):
-                errors.append(k)
+            np.testing.assert_array_equal(f(X), want)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(8)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not errors
+    in_threads(work, 8)
 
 
 def test_outputs_that_host_steps_read_stay_alive():

@@ -11,6 +11,7 @@ from hypothesis import given, settings, strategies as st
 import gencomp
 import gencomp.tensor as T
 from gencomp import function
+from _threads import in_threads
 
 
 @pytest.fixture(autouse=True, scope="module")
@@ -118,17 +119,10 @@ def test_c_path_from_many_threads():
     rng = np.random.default_rng(3)
     inputs = [rng.standard_normal((int(rng.integers(1, 50)), 7)) for _ in range(16)]
     wants = [python_path(f)(v) for v in inputs]
-    bad = []
 
     def work(k):
         for r in range(40):
             j = (k + r) % len(inputs)
-            if not np.array_equal(f(inputs[j]), wants[j]):
-                bad.append(j)
+            np.testing.assert_array_equal(f(inputs[j]), wants[j])
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(6)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not bad
+    in_threads(work, 6)

@@ -20,7 +20,6 @@ import os
 import subprocess
 import sys
 import textwrap
-import threading
 
 import numpy as np
 import pytest
@@ -32,6 +31,7 @@ import gencomp.tensor as T
 from gencomp import function, shared
 from gencomp.codegen.c import PARALLEL_MIN
 from gencomp.compile.cc import supports_openmp
+from _threads import in_threads
 
 LARGE = PARALLEL_MIN * 3 + 12345          # > the threading threshold, odd, not a multiple of 8
 SIZES = {"large": LARGE, "small": 1001, "threshold": PARALLEL_MIN, "tiny": 7}
@@ -315,24 +315,6 @@ def test_openmp_wait_policy_is_set_for_libgomp_only(user_policy, tmp_path):
 # (That calls of different functions do not serialise is a timing matter, checked by
 # bench/check_parallel_calls.py rather than here.)
 
-def _in_threads(work, n_threads):
-    """Run work(k) on n_threads threads started together; re-raise the first failure."""
-    start, failures = threading.Barrier(n_threads), []
-
-    def run(k):
-        try:
-            start.wait()
-            work(k)
-        except BaseException as exc:             # noqa: BLE001 (reported in the main thread)
-            failures.append(exc)
-
-    threads = [threading.Thread(target=run, args=(k,)) for k in range(n_threads)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if failures:
-        raise failures[0]
 
 
 _ONE: dict = {}
@@ -376,7 +358,7 @@ def test_one_function_called_from_many_threads_gives_every_call_its_own_result(c
                 for g, want in zip(f(*args[index]), serial[index]):
                     np.testing.assert_array_equal(g, want)    # the serial call's very bits
 
-    _in_threads(work, 6)
+    in_threads(work, 6)
 
 
 def test_updates_from_threads_give_the_results_of_some_serial_order():
@@ -413,7 +395,7 @@ def test_updates_from_threads_give_the_results_of_some_serial_order():
                 reads.append(read())
                 copies.append(state.get_value())
 
-    _in_threads(work, 5)
+    in_threads(work, 5)
     olds = []
     for old, inc in seen:
         assert np.all(old == old[0]), "a call saw a half-updated value"
@@ -438,20 +420,13 @@ def test_borrowed_outputs_are_per_thread():
 
     x = T.dvector("x")
     f = function([x], Out(T.exp(x) * 2, borrow=True))
-    bad = []
 
     def work(k):
         v = np.full(5000, float(k))
         want = f(v).copy()
         for _ in range(150):
-            if not np.array_equal(f(v), want):
-                bad.append(k)
+            np.testing.assert_array_equal(f(v), want)
 
-    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    assert not bad
+    in_threads(work, 4)
     first = f(np.ones(3))
     assert f(np.zeros(3)) is first             # one thread: the same buffer again

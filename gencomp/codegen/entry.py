@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import dtypes
-from .lower import HostStep, Kernel, Plan
+from .lower import Kernel, Plan
 
 
 @dataclass(frozen=True)

@@ -10,7 +10,6 @@ the full gradient, given in the sparse argument's own type.
 
 from __future__ import annotations
 
-import copy
 
 import numpy as np
 
