@@ -84,7 +84,8 @@ def _kernels_of(cpu_function):
 
     import cffi
 
-    source = Path(cpu_function.source_path).read_text(encoding="utf-8")
+    folder = Path(cpu_function.source_path).parent
+    source = "\n".join(p.read_text(encoding="utf-8") for p in sorted(folder.glob("*.c")))   # module.c, kernels.c
     prototypes = re.findall(r"^int (gc_(?:elemwise|reduce|argreduce)_\d+\([^)]*\))$", source, re.M)
     ffi = cffi.FFI()
     ffi.cdef("\n".join(f"int {p};" for p in prototypes))

@@ -45,9 +45,8 @@ def _strict_compile(source_path, tmp_path):
     entry = os.path.dirname(source_path)
     with open(os.path.join(entry, "meta.json")) as fh:
         cmd = shlex.split(json.load(fh)["command"])
-    cmd = [c for c in cmd if c not in ("-o", "module.so", "module.c")] + ["-Werror", "-o", str(tmp_path / "strict.so"),
-                                                                          source_path]
-    proc = subprocess.run(cmd, capture_output=True, text=True)
+    cmd = [c for c in cmd if c not in ("-o", "module.so")] + ["-Werror", "-o", str(tmp_path / "strict.so")]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=entry)     # module.c (and kernels.c)
     assert proc.returncode == 0, proc.stderr
 
 
@@ -188,4 +187,23 @@ def test_module_carries_only_the_helpers_it_calls(tmp_path):
     defined = set(re.findall(r"static inline \w+ (gc_\w+)\(", f.source))
     assert defined == {"gc_floordiv_i64", "gc_mod_i64", "gc_tanh_f64", "gc_tanh_f32"}
     np.testing.assert_array_equal(f([7, -7], [2, 2], [0.5, 1.0])[0], [3, -4])
+    _strict_compile(f.source_path, tmp_path)
+
+
+def test_large_modules_compile_as_two_translation_units(tmp_path):
+    """Kernels beyond SPLIT_LINES go half to kernels.c, compiled beside module.c on another core;
+    the thread settings and the results are the same as in one file."""
+    xs = [T.dmatrix(f"x{k}") for k in range(14)]
+    outs = [T.tanh(x * 2) - T.exp(-abs(x)) * k for k, x in enumerate(xs)] + [xs[0].sum(axis=0), xs[1].max(axis=1)]
+    f = function(xs, outs)
+    folder = os.path.dirname(f.source_path)
+    assert os.path.isfile(os.path.join(folder, "kernels.c"))
+    kernels = open(os.path.join(folder, "kernels.c")).read()
+    assert "#define GC_SECONDARY" in kernels and "gc_elemwise_" in kernels
+    values = list(np.random.default_rng(2).standard_normal((14, 300, 200)))
+    want = [np.tanh(v * 2) - np.exp(-abs(v)) * k for k, v in enumerate(values)]
+    want += [values[0].sum(axis=0), values[1].max(axis=1)]
+    f._runner.lib.gc_set_threads(2, 0)          # the team on every large loop, in both units
+    for got, w in zip(f(*values), want):
+        np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-12)
     _strict_compile(f.source_path, tmp_path)

@@ -368,7 +368,7 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
     """
     from .entry import entry_context, plan_entry
 
-    errors, kernels, calls = [], [], {}
+    errors, kernels, calls, protos = [], [], {}, []
     for kernel in plan.kernels:
         if kernel.reduce is None:
             ctx = elementwise_context(plan, kernel, errors, parallel=parallel)
@@ -381,6 +381,7 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
             text = render("c/argreduce.c.j2", k=ctx)
         kernels.append(text.rstrip("\n"))
         calls[ctx["name"]] = ctx["call"]
+        protos.append(f"int {ctx['name']}({', '.join(ctx['params'])});")
     entry = plan_entry(plan)
     ectx = entry_context(plan, entry, calls, errors, comment_text)
     decls = ["void *gc_frame_new(void);", "void gc_frame_free(void *frame);",
@@ -392,13 +393,41 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
     if ectx["blas_types"]:
         decls.append("void gc_set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv, void *sdot, "
                      "void *ddot, int ilp64);")
+    # module.c also compiles the entry points and the BLAS / image code of gencomp.h: kernels.c
+    # gets more kernels, so that both halves take about as long
+    primary = render("c/entry.c.j2", **ectx).count("\n")
+    primary += render("c/blas.h.j2", **ectx).count("\n") if ectx["blas_types"] else 0
+    primary += render("c/conv.h.j2", **ectx).count("\n") if ectx["conv_types"] or ectx["pool_types"] else 0
+    first, second = _split(kernels, primary)
     context = dict(key12=key[:12], name=comment_text(name), openmp=parallel, parallel_min=PARALLEL_MIN,
-                   chunk=CHUNK, **ectx, graph_lines=[comment_text(line) for line in graph_lines], kernels=kernels,
-                   used=_helpers_called(kernels))
+                   chunk=CHUNK, **ectx, graph_lines=[comment_text(line) for line in graph_lines],
+                   kernels=[kernels[k] for k in first], used=_helpers_called([kernels[k] for k in first]),
+                   kernel_protos=[protos[k] for k in second])
     files = {"module.c": render("c/module.c.j2", **context), "gencomp.h": render("c/runtime.h.j2", **context)}
+    if second:
+        files["kernels.c"] = render("c/kernels.c.j2", **dict(context, kernels=[kernels[k] for k in second],
+                                                              used=_helpers_called([kernels[k] for k in second])))
     meta = {"name": name, "graph": graph_lines, "errors": error_records(errors),
             "entry_points": [seg["name"] for seg in ectx["segments"]]}
     return files, "\n".join(decls), meta
+
+
+SPLIT_LINES = 800        # kernel lines above which a module compiles as two translation units
+
+
+def _split(kernels: list, primary: int) -> tuple:
+    """(kernel indices for module.c, for kernels.c): a large module's kernels in two parts of about
+    equal size with `primary` lines of module.c's own, so that two compilers build it on two cores;
+    a small module stays one file."""
+    sizes = [k.count("\n") + 1 for k in kernels]
+    if sum(sizes) <= SPLIT_LINES:
+        return list(range(len(kernels))), []
+    first, second, lines = [], [], [primary, 0]
+    for index in sorted(range(len(kernels)), key=lambda k: (-sizes[k], k)):   # largest first, greedily
+        side = 0 if lines[0] <= lines[1] else 1
+        (first, second)[side].append(index)
+        lines[side] += sizes[index]
+    return sorted(first), sorted(second)
 
 
 def _helpers_called(kernels: list) -> set:

@@ -51,8 +51,12 @@ def _build_entry(folder: Path, snapshot, key, render) -> dict:
     files, cdef, meta = render(key, parallel)
     for file_name, text in files.items():
         (folder / file_name).write_text(text, encoding="utf-8")
-    cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
-    seconds = cc.compile_library(cmd, folder)
+    sources = ["module.c"] + sorted(n for n in files if n.endswith(".c") and n != "module.c")
+    if len(sources) == 1:
+        cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
+        seconds = cc.compile_library(cmd, folder)
+    else:                           # translation units compiled at once, then linked
+        cmd, seconds = cc.compile_parallel(snapshot.cc, snapshot.cflags, snapshot.openmp, sources, "module.so", folder)
     cc.write_ffi_module(cdef, folder / "ffi.py")
     return {
         **meta,
