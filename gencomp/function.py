@@ -193,8 +193,8 @@ class Function:
         self._frozen = _frozen_generators(self.fgraph, no_default_updates)
         if self._frozen:
             self._runner = _keeping_states(self._runner, self._frozen)
-        self._fast = self._fast_pending = None   # the C call path (functions of their arguments only)
-        if self._runner is built and isinstance(built, CRunner) and not (self._shared or self._updated or self._borrowed):
+        self._fast = self._fast_pending = None   # the C call path (functions that update nothing)
+        if self._runner is built and isinstance(built, CRunner) and not (self._updated or self._borrowed):
             self._fast_pending = (built, Path(self.source_path).parent.parent)
             module = fastcall.load(self._fast_pending[1], snapshot.cc, wait=False)
             if module is not None:
@@ -204,7 +204,7 @@ class Function:
         """The C call path through the fastcall extension `module` (None: it could not be built)."""
         runner, _ = self._fast_pending
         self._fast_pending = None
-        return runner.fast_caller(module, len(self.inputs), self._single) if module is not None else None
+        return runner.fast_caller(module, len(self.inputs), self._single, self._shared) if module is not None else None
 
     @staticmethod
     def _inputs(inputs):

@@ -125,17 +125,18 @@ class CRunner:
             if found is not None:
                 set_blas(*[ffi.cast("void *", address) for address in found[0]], found[1])
 
-    def fast_caller(self, module, n_inputs: int, single: bool):
+    def fast_caller(self, module, n_inputs: int, single: bool, shared=()):
         """The C call path of this plan through `module` (gencomp/compile/fastcall.c), when it is
         one entry point whose outputs' lengths Python can tell from the inputs before the call;
-        else None. `n_inputs`: the function's explicit inputs (args 0 ... n_inputs-1)."""
+        else None. `n_inputs`: the function's explicit inputs (args 0 ... n_inputs-1), followed by
+        the shared variables `shared` it reads (and does not update)."""
         plan, entry = self.plan, plan_entry(self.plan)
         if len(entry.order) != 1 or entry.order[0][0] != "segment" or len(plan.args) > 64:
             return None
         seg = entry.order[0][1]
         if seg.copied or sorted(seg.allocated) != sorted(plan.output_args) or \
-                any(a.role == "input" for a in plan.args[n_inputs:]):
-            return None                     # lengths C finds, repeated outputs, shared variables
+                sum(a.role == "input" for a in plan.args[n_inputs:]) != len(shared):
+            return None                     # lengths C finds, repeated outputs
         inputs = [(k, np.dtype(a.dtype).num, len(a.broadcastable), sum(1 << d for d, b in enumerate(a.broadcastable) if b))
                   for k, a in enumerate(plan.args[:n_inputs])]
         consts = [(k, np.ascontiguousarray(self.rest[k - n_inputs])) for k, a in enumerate(plan.args)
@@ -145,7 +146,9 @@ class CRunner:
         address = [int(self.ffi.cast("intptr_t", fn)) for fn in (
             getattr(self.lib, seg.name.replace("gc_run_", "gc_body_")), self.lib.gc_frame_new,
             self.lib.gc_frame_free, self.lib.gc_frame_table)]
-        return module.make_caller(address, self.maxnd, inputs, consts, outputs, single, self.lib)
+        reads = [(n_inputs + k, np.dtype(plan.args[n_inputs + k].dtype).num,
+                  len(plan.args[n_inputs + k].broadcastable), var) for k, var in enumerate(shared)]
+        return module.make_caller(address, self.maxnd, inputs, consts, outputs, single, self.lib, reads)
 
     def _frame(self):
         """(the C frame, its rows as an int64 array [data, lengths, strides], the Out(borrow=True)

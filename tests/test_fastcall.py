@@ -104,12 +104,32 @@ def test_a_function_made_while_the_extension_builds_takes_the_c_path_later(tmp_p
     assert f._fast is not None and f(2.0, 3.0) == 7.0
 
 
-def test_functions_with_shared_variables_or_updates_keep_the_python_path():
+def test_functions_with_updates_or_borrowed_outputs_keep_the_python_path():
     w = gencomp.shared(np.ones(3))
     x = T.dvector("x")
-    assert function([x], x * w)._fast is None
     assert function([x], x * 2, updates=[(w, w + 1)])._fast is None
     assert function([x], gencomp.Out(x * 2, borrow=True))._fast is None
+
+
+def test_shared_variables_are_read_at_each_call():
+    W = gencomp.shared(np.random.default_rng(0).standard_normal((5, 3)), name="W")
+    b = gencomp.shared(np.zeros(3), name="b")
+    x = T.dmatrix("x")
+    f = function([x], [T.dot(x, W) + b, T.nnet.softmax(T.dot(x, W) + b).argmax(axis=1)])
+    assert f._fast is not None
+    X = np.random.default_rng(1).standard_normal((4, 5))
+    for shape in ((5, 3), (5, 3), (5, 6)):
+        W.set_value(np.random.default_rng(shape[1]).standard_normal(shape))
+        b.set_value(np.arange(shape[1], dtype=float))
+        z, k = f(X)
+        np.testing.assert_allclose(z, X @ W.get_value() + b.get_value(), rtol=1e-12)
+        np.testing.assert_array_equal(k, np.argmax(z, axis=1))
+    bump = function([], [], updates=[(b, b + 1)])          # an update of a variable f reads
+    bump()
+    np.testing.assert_allclose(f(X)[0], X @ W.get_value() + b.get_value(), rtol=1e-12)
+    W.set_value(np.ones((4, 6)))                            # no longer fits x: the Python path raises
+    with pytest.raises(ValueError):
+        f(X)
 
 
 def test_c_path_from_many_threads():

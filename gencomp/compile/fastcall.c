@@ -1,7 +1,8 @@
 /* fastcall.c: the call path of a compiled function in C, for the common case (gencomp/compile/fastcall.py).
  *
  * A Caller holds what one compiled function needs to be called without Python in between: the
- * input dtypes and ranks, where each output's lengths come from, the constants, and the address of
+ * input dtypes and ranks, the shared variables it reads (not updates), where each output's lengths
+ * come from, the constants, and the address of
  * the module's entry body (gc_body_0), which runs the plan on the arrays in a frame's rows. A call
  * checks its arguments (exact ndarrays of the input's dtype and rank, or Python floats, ints and
  * bools for 0-d inputs), fills the rows, allocates the outputs, runs the body without the GIL and
@@ -34,6 +35,9 @@ typedef struct {
     int n_inputs, n_consts, n_outputs, single;
     int in_row[MAX_ARRAYS], in_type[MAX_ARRAYS], in_nd[MAX_ARRAYS];
     int64_t in_bcast[MAX_ARRAYS];       /* bit d: dimension d is broadcastable (length 1) */
+    int n_shared;                       /* shared variables read (their value at each call) */
+    PyObject *shared[MAX_ARRAYS];
+    int shared_row[MAX_ARRAYS], shared_type[MAX_ARRAYS], shared_nd[MAX_ARRAYS];
     int const_row[MAX_ARRAYS];
     PyArrayObject *consts[MAX_ARRAYS];
     int out_row[MAX_ARRAYS], out_type[MAX_ARRAYS], out_nd[MAX_ARRAYS];
@@ -41,6 +45,8 @@ typedef struct {
     void *frame;                        /* kept between calls; NULL while a call uses it */
     PyObject *owner;                    /* keeps the module's library loaded */
 } Caller;
+
+static PyObject *str_value, *str_version;   /* "_value", "_version": a shared variable's fields */
 
 static void set_row(int64_t *row, int maxnd, const void *data, int nd, const npy_intp *n, const npy_intp *s)
 {
@@ -88,6 +94,25 @@ static PyObject *caller_call(PyObject *self_obj, PyObject *const *args, size_t n
             Py_RETURN_NOTIMPLEMENTED;
         }
     }
+    PyArrayObject *values[MAX_ARRAYS];   /* the shared variables' values (borrowed from them) */
+    long versions[MAX_ARRAYS];
+    for (int k = 0; k < self->n_shared; ++k) {
+        PyObject *version = PyObject_GetAttr(self->shared[k], str_version);
+        PyObject *value = version ? PyObject_GetAttr(self->shared[k], str_value) : NULL;
+        versions[k] = version ? PyLong_AsLong(version) : -1;
+        Py_XDECREF(version);
+        if (value == NULL || versions[k] < 0 || (versions[k] & 1)) {   /* an update writing it now */
+            Py_XDECREF(value);
+            PyErr_Clear();
+            Py_RETURN_NOTIMPLEMENTED;
+        }
+        Py_DECREF(value);              /* the variable keeps it alive: no call here replaces it */
+        PyArrayObject *a = (PyArrayObject *)value;
+        if (!PyArray_CheckExact(value) || PyArray_TYPE(a) != self->shared_type[k] || PyArray_NDIM(a) != self->shared_nd[k]
+                || !PyArray_ISALIGNED(a) || !PyArray_ISNOTSWAPPED(a))
+            Py_RETURN_NOTIMPLEMENTED;
+        values[k] = a;
+    }
     void *frame = self->frame;
     self->frame = NULL;
     if (frame == NULL && (frame = self->frame_new()) == NULL) return PyErr_NoMemory();
@@ -100,6 +125,9 @@ static PyObject *caller_call(PyObject *self_obj, PyObject *const *args, size_t n
         else
             row[0] = (int64_t)(intptr_t)data[k];
     }
+    for (int k = 0; k < self->n_shared; ++k)
+        set_row(table + (int64_t)self->shared_row[k] * width, self->maxnd, PyArray_DATA(values[k]),
+                PyArray_NDIM(values[k]), PyArray_DIMS(values[k]), PyArray_STRIDES(values[k]));
     for (int k = 0; k < self->n_consts; ++k) {
         PyArrayObject *c = self->consts[k];
         set_row(table + (int64_t)self->const_row[k] * width, self->maxnd, PyArray_DATA(c), PyArray_NDIM(c),
@@ -124,6 +152,13 @@ static PyObject *caller_call(PyObject *self_obj, PyObject *const *args, size_t n
     }
     if (self->frame == NULL) self->frame = frame;     /* give it back (or free it: another call did) */
     else self->frame_free(frame);
+    for (int k = 0; k < self->n_shared && rc == 0 && made == self->n_outputs; ++k) {
+        PyObject *version = PyObject_GetAttr(self->shared[k], str_version);   /* an update meanwhile? */
+        const long now = version ? PyLong_AsLong(version) : -1;
+        Py_XDECREF(version);
+        PyErr_Clear();
+        if (now != versions[k]) rc = -100;          /* then the Python path computes it again */
+    }
     if (made < self->n_outputs || rc != 0) {
         for (int k = 0; k < made; ++k) Py_DECREF(outs[k]);
         if (made < self->n_outputs) return NULL;        /* out of memory: numpy set the error */
@@ -144,6 +179,7 @@ static void caller_dealloc(PyObject *self_obj)
     Caller *self = (Caller *)self_obj;
     if (self->frame != NULL) self->frame_free(self->frame);
     for (int k = 0; k < self->n_consts; ++k) Py_XDECREF(self->consts[k]);
+    for (int k = 0; k < self->n_shared; ++k) Py_XDECREF(self->shared[k]);
     Py_XDECREF(self->owner);
     Py_TYPE(self_obj)->tp_free(self_obj);
 }
@@ -179,18 +215,19 @@ static int int_list(PyObject *seq, int *out, int limit, const char *what)
 
 /* make_caller(addresses, maxnd, inputs, consts, outputs, single, owner): addresses = (body,
  * frame_new, frame_free, frame_table) as ints; inputs = [(row, type_num, nd, bcast bits)];
- * consts = [(row, ndarray)]; outputs = [(row, type_num, [(src row or -1, src dim)])]. */
+ * consts = [(row, ndarray)]; outputs = [(row, type_num, [(src row or -1, src dim)])];
+ * shared = [(row, type_num, nd, shared variable)]: its `_value` read at each call (no updates). */
 static PyObject *make_caller(PyObject *module, PyObject *args)
 {
     (void)module;
-    PyObject *addresses, *inputs, *consts, *outputs, *owner;
+    PyObject *addresses, *inputs, *consts, *outputs, *owner, *shared = NULL;
     int maxnd, single;
-    if (!PyArg_ParseTuple(args, "OiOOOpO", &addresses, &maxnd, &inputs, &consts, &outputs, &single, &owner))
+    if (!PyArg_ParseTuple(args, "OiOOOpO|O", &addresses, &maxnd, &inputs, &consts, &outputs, &single, &owner, &shared))
         return NULL;
     Caller *self = PyObject_New(Caller, &CallerType);
     if (self == NULL) return NULL;
     self->vectorcall = caller_call;
-    self->frame = NULL, self->n_consts = 0, self->maxnd = maxnd, self->single = single;
+    self->frame = NULL, self->n_consts = 0, self->n_shared = 0, self->maxnd = maxnd, self->single = single;
     Py_INCREF(owner);
     self->owner = owner;
     void *fns[4];
@@ -231,6 +268,28 @@ static PyObject *make_caller(PyObject *module, PyObject *args)
         self->n_consts = (int)k + 1;
         Py_DECREF(row);
     }
+    const Py_ssize_t n_shared = shared ? PySequence_Size(shared) : 0;
+    if (n_shared < 0 || n_shared > MAX_ARRAYS) {
+        Py_DECREF(self);
+        if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "too many shared variables");
+        return NULL;
+    }
+    for (Py_ssize_t k = 0; k < n_shared; ++k) {         /* (row, type_num, nd, the variable) */
+        PyObject *item = PySequence_GetItem(shared, k);
+        PyObject *var = item ? PySequence_GetItem(item, 3) : NULL;
+        int v[3];
+        PyObject *head = item ? PySequence_GetSlice(item, 0, 3) : NULL;
+        const int n = head ? int_list(head, v, 3, "shared") : -1;
+        Py_XDECREF(head), Py_XDECREF(item);
+        if (var == NULL || n != 3) {
+            Py_XDECREF(var), Py_DECREF(self);
+            if (!PyErr_Occurred()) PyErr_SetString(PyExc_ValueError, "shared");
+            return NULL;
+        }
+        self->shared_row[k] = v[0], self->shared_type[k] = v[1], self->shared_nd[k] = v[2];
+        self->shared[k] = var;                            /* the reference GetItem gave */
+        self->n_shared = (int)k + 1;
+    }
     for (int k = 0; k < self->n_outputs; ++k) {
         PyObject *item = PySequence_GetItem(outputs, k);
         PyObject *dims = item ? PySequence_GetItem(item, 2) : NULL;
@@ -269,5 +328,8 @@ PyMODINIT_FUNC PyInit_gencomp_fastcall(void)
 {
     import_array();
     if (PyType_Ready(&CallerType) < 0) return NULL;
+    str_value = PyUnicode_InternFromString("_value");
+    str_version = PyUnicode_InternFromString("_version");
+    if (str_value == NULL || str_version == NULL) return NULL;
     return PyModule_Create(&module_def);
 }
