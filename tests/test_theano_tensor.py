@@ -434,3 +434,35 @@ def test_older_theano_import_paths_of_the_tutorials():
                         for q in range(2)] for p in range(2)] for k in range(2)]])
     np.testing.assert_allclose(a, want, rtol=1e-12)
     np.testing.assert_array_equal(a, b)
+
+
+@settings(max_examples=15, deadline=None)
+@given(rows=st.integers(1, 4), cols=st.integers(1, 5), shift=st.integers(-7, 7), reps=st.integers(1, 3),
+       axis=st.sampled_from([0, 1, -1, None]))
+def test_extra_ops_against_numpy(rows, cols, shift, reps, axis):
+    x, v, s = T.dmatrix("x"), T.dvector("v"), T.lscalar("s")
+    outs = [T.roll(x, s, axis), T.tile(x, (reps, 1)), T.tile(v, reps), T.repeat(x, reps, axis=axis),
+            T.diag(v), T.diag(x), T.trace(x), T.diff(x, 1, -1 if axis is None else axis),
+            T.extra_ops.cumsum(x, axis)]
+    f = theano.function([x, v, s], outs)
+    X = np.random.default_rng(rows * 10 + cols).standard_normal((rows, cols))
+    V = X[0]
+    want = [np.roll(X, shift, axis), np.tile(X, (reps, 1)), np.tile(V, reps), np.repeat(X, reps, axis=axis),
+            np.diag(V), np.diag(X), np.trace(X), np.diff(X, 1, -1 if axis is None else axis), np.cumsum(X, axis)]
+    for got, w in zip(f(X, V, shift), want):
+        np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-12)
+
+
+def test_extra_ops_gradients_and_one_hot():
+    from gencomp.gradient import verify_grad
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((3, 4))
+    for fn in (lambda a: T.roll(a, 3, 1) * T.arange(4), lambda a: T.tile(a, (2, 1)) ** 2,
+               lambda a: T.repeat(a, 2, axis=1) ** 3, lambda a: T.trace(a) * T.diag(a),
+               lambda a: T.diff(a) ** 2):
+        verify_grad(fn, [X], rng=np.random.default_rng(6))
+    y = T.lvector("y")
+    hot = theano.function([y], T.extra_ops.to_one_hot(y, 5))([4, 0, 2])
+    np.testing.assert_array_equal(hot, np.eye(5)[[4, 0, 2]])
+    with pytest.raises(TypeError):
+        T.repeat(T.dvector("v"), T.lscalar("n"))
