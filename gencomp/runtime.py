@@ -103,7 +103,7 @@ class CRunner:
             self.rest[index - n_inputs] = value
         self.errors = [_error_entry(e) for e in errors]
         self.output_args = plan.output_args
-        entry = plan_entry(plan)
+        self.entry = entry = plan_entry(plan)
         self.held = {i for i, a in enumerate(plan.args) if a.role in ("input", "const")}
         self.held |= {i for kind, seg in entry.order if kind == "segment" for i in seg.allocated}
         self.held |= {o for kind, k in entry.order if kind == "host" for o in plan.steps[k].outputs}
@@ -130,7 +130,7 @@ class CRunner:
         one entry point whose outputs' lengths Python can tell from the inputs before the call;
         else None. `n_inputs`: the function's explicit inputs (args 0 ... n_inputs-1), followed by
         the shared variables `shared` it reads (and does not update)."""
-        plan, entry = self.plan, plan_entry(self.plan)
+        plan, entry = self.plan, self.entry
         if len(entry.order) != 1 or entry.order[0][0] != "segment" or len(plan.args) > 64:
             return None
         seg = entry.order[0][1]
@@ -139,12 +139,11 @@ class CRunner:
             return None                     # lengths C finds, repeated outputs
         inputs = [(k, np.dtype(a.dtype).num, len(a.broadcastable), sum(1 << d for d, b in enumerate(a.broadcastable) if b))
                   for k, a in enumerate(plan.args[:n_inputs])]
-        consts = [(k, np.ascontiguousarray(self.rest[k - n_inputs])) for k, a in enumerate(plan.args)
-                  if a.role == "const"]
+        consts = list(zip([k for k, a in enumerate(plan.args) if a.role == "const"], map(np.asarray, plan.constants)))
         outputs = [(k, np.dtype(plan.args[k].dtype).num,
                     [(-1, 0) if d == 1 else (d[1], d[2]) for d in entry.shapes[k]]) for k in plan.output_args]
         address = [int(self.ffi.cast("intptr_t", fn)) for fn in (
-            getattr(self.lib, seg.name.replace("gc_run_", "gc_body_")), self.lib.gc_frame_new,
+            getattr(self.lib, seg.body), self.lib.gc_frame_new,
             self.lib.gc_frame_free, self.lib.gc_frame_table)]
         reads = [(n_inputs + k, np.dtype(plan.args[n_inputs + k].dtype).num,
                   len(plan.args[n_inputs + k].broadcastable), var) for k, var in enumerate(shared)]

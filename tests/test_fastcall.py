@@ -146,3 +146,15 @@ def test_c_path_from_many_threads():
             np.testing.assert_array_equal(f(inputs[j]), wants[j])
 
     in_threads(work, 6)
+
+
+def test_shared_variables_and_constants_together():
+    """Constants' rows come after the shared variables' in the plan (they were once looked up as if
+    the shared variables were not there)."""
+    W, V = gencomp.shared(np.ones(3), name="W"), gencomp.shared(np.full(3, 2.0), name="V")
+    x = T.dvector("x")
+    f = function([x], [x * W + V * np.array([1.0, 2.0, 3.0]), T.dot(x, np.arange(3.0))])
+    assert f._fast is not None
+    got = f(np.array([1.0, 0.0, 2.0]))
+    np.testing.assert_array_equal(got[0], [3.0, 4.0, 8.0])
+    assert got[1] == 4.0

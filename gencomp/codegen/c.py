@@ -393,12 +393,7 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
     if ectx["blas_types"]:
         decls.append("void gc_set_blas(void *sgemm, void *dgemm, void *sgemv, void *dgemv, void *sdot, "
                      "void *ddot, int ilp64);")
-    # module.c also compiles the entry points and the BLAS / image code of gencomp.h: kernels.c
-    # gets more kernels, so that both halves take about as long
-    primary = render("c/entry.c.j2", **ectx).count("\n")
-    primary += render("c/blas.h.j2", **ectx).count("\n") if ectx["blas_types"] else 0
-    primary += render("c/conv.h.j2", **ectx).count("\n") if ectx["conv_types"] or ectx["pool_types"] else 0
-    first, second = _split(kernels, primary)
+    first, second = _split(kernels, lambda: _primary_lines(ectx))
     context = dict(key12=key[:12], name=comment_text(name), openmp=parallel, parallel_min=PARALLEL_MIN,
                    chunk=CHUNK, **ectx, graph_lines=[comment_text(line) for line in graph_lines],
                    kernels=[kernels[k] for k in first], used=_helpers_called([kernels[k] for k in first]),
@@ -415,14 +410,21 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
 SPLIT_LINES = 800        # kernel lines above which a module compiles as two translation units
 
 
-def _split(kernels: list, primary: int) -> tuple:
+def _primary_lines(ectx: dict) -> int:
+    """Lines only module.c compiles: its entry points and the BLAS / image code of gencomp.h."""
+    lines = render("c/entry.c.j2", **ectx).count("\n")
+    lines += render("c/blas.h.j2", **ectx).count("\n") if ectx["blas_types"] else 0
+    return lines + (render("c/conv.h.j2", **ectx).count("\n") if ectx["conv_types"] or ectx["pool_types"] else 0)
+
+
+def _split(kernels: list, primary_lines) -> tuple:
     """(kernel indices for module.c, for kernels.c): a large module's kernels in two parts of about
-    equal size with `primary` lines of module.c's own, so that two compilers build it on two cores;
-    a small module stays one file."""
+    equal size, counting module.c's own lines (`primary_lines()`, asked only for a large module),
+    so that two compilers build it on two cores; a small module stays one file."""
     sizes = [k.count("\n") + 1 for k in kernels]
     if sum(sizes) <= SPLIT_LINES:
         return list(range(len(kernels))), []
-    first, second, lines = [], [], [primary, 0]
+    first, second, lines = [], [], [primary_lines(), 0]
     for index in sorted(range(len(kernels)), key=lambda k: (-sizes[k], k)):   # largest first, greedily
         side = 0 if lines[0] <= lines[1] else 1
         (first, second)[side].append(index)

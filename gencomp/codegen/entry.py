@@ -34,6 +34,11 @@ class Segment:
     allocated: list = field(default_factory=list)  # outputs written here, allocated by Python
     copied: list = field(default_factory=list)     # outputs whose lengths C finds: Python copies them
 
+    @property
+    def body(self) -> str:
+        """The exported function running the steps on a frame whose rows the caller filled."""
+        return self.name.replace("gc_run_", "gc_body_")
+
 
 @dataclass
 class Entry:
@@ -144,7 +149,7 @@ def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, co
         params += [f"void *o{arg}" for arg in seg.allocated]
         steps = [_step_context(plan, index, plan.steps[index], seg, kernel_calls, errors, comment)
                  for index in seg.steps]
-        segments.append(dict(name=seg.name, body=seg.name.replace("gc_run_", "gc_body_"), params=params,
+        segments.append(dict(name=seg.name, body=seg.body, params=params,
                              sets=sets, steps=steps, allocated=seg.allocated,
                              labels={arg: comment(plan.args[arg].label) for arg in seg.allocated}))
     def types(*families):

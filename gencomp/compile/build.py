@@ -53,7 +53,7 @@ def _build_entry(folder: Path, snapshot, key, render) -> dict:
         (folder / file_name).write_text(text, encoding="utf-8")
     sources = ["module.c"] + sorted(n for n in files if n.endswith(".c") and n != "module.c")
     if len(sources) == 1:
-        cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", "module.so")
+        cmd = cc.command(snapshot.cc, snapshot.cflags, snapshot.openmp, "module.c", output="module.so")
         seconds = cc.compile_library(cmd, folder)
     else:                           # translation units compiled at once, then linked
         cmd, seconds = cc.compile_parallel(snapshot.cc, snapshot.cflags, snapshot.openmp, sources, "module.so", folder)

@@ -65,30 +65,32 @@ def supports_openmp(cc: str) -> bool:
     return probe.returncode == 0
 
 
-def command(cc: str, cflags: str, openmp: bool, source: str, output: str) -> list[str]:
-    """The compiler command line; file names are relative to the entry folder it runs in."""
-    cmd = [compiler_path(cc), *shlex.split(cflags)]
-    if openmp and supports_openmp(cc):
-        cmd.append("-fopenmp")
-    return cmd + ["-o", output, source, "-lm"]
+def compiler_flags(cc: str, cflags: str, openmp: bool) -> list[str]:
+    """The compiler and its flags, without files."""
+    return [compiler_path(cc), *shlex.split(cflags), *(["-fopenmp"] if openmp and supports_openmp(cc) else [])]
+
+
+def command(cc: str, cflags: str, openmp: bool, *sources: str, output: str) -> list[str]:
+    """The command line building `output` from `sources`; file names are relative to the entry
+    folder it runs in."""
+    return compiler_flags(cc, cflags, openmp) + ["-o", output, *sources, "-lm"]
 
 
 def compile_parallel(cc: str, cflags: str, openmp: bool, sources: list, output: str, folder: Path) -> tuple:
-    """Compile `sources` to objects in parallel processes, then link them into `output`:
-    (the link command line, with the objects' sources, for meta.json; seconds in all)."""
+    """Compile `sources` to objects in parallel processes, then link them into `output`: (the one
+    command line that builds the same, for meta.json; seconds in all)."""
     start = time.perf_counter()
-    base = command(cc, cflags, openmp, "", "")[:-4]            # the compiler and its flags
+    base = compiler_flags(cc, cflags, openmp)
     objects = [Path(s).with_suffix(".o").name for s in sources]
     procs = [subprocess.Popen(base + ["-c", "-o", o, s], cwd=folder, stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True) for s, o in zip(sources, objects)]
     errors = [err for p in procs for _, err in [p.communicate()] if p.returncode != 0]
     if errors:
         raise CompileError(f"compiling {folder} failed ({shlex.join(base)} -c ...):\n" + "\n".join(e.strip() for e in errors))
-    link = base + ["-o", output, *objects, "-lm"]
-    compile_library(link, folder)
+    compile_library(base + ["-o", output, *objects, "-lm"], folder)
     for o in objects:
         (folder / o).unlink()
-    return link[:-len(objects) - 1] + sources + ["-lm"], time.perf_counter() - start
+    return command(cc, cflags, openmp, *sources, output=output), time.perf_counter() - start
 
 
 def compile_library(cmd: list[str], folder: Path) -> float:
