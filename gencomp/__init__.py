@@ -13,6 +13,7 @@ from .tensor import grad  # noqa: E402,F401  (theano.grad)
 from . import gradient, scalar  # noqa: E402,F401  (theano.gradient, theano.scalar.upcast)
 from .gradient import Lop, Rop  # noqa: E402,F401  (theano.Rop, theano.Lop)
 from .scan import scan  # noqa: E402,F401  (theano.scan; the module stays importable as gencomp.scan)
+from . import scan_module  # noqa: E402,F401  (theano.scan_module.until)
 
 __all__ = ["config", "function", "Function", "In", "Out", "shared", "SharedVariable", "UnusedInputError",
            "printing", "tensor", "pp", "Mode", "DebugMode", "compile", "__version__"]

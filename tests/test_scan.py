@@ -1,7 +1,8 @@
 """gencomp.scan (Theano's scan): forward results against numpy loops, and gradients (backpropagation
-through time) against central finite differences, over the supported forms: sequences,
+through time) against central finite differences, over the basic forms: sequences,
 recurrent states, non-sequences and outer variables read directly, n_steps, go_backwards,
-outputs that are not fed back, several states."""
+outputs that are not fed back, several states. Taps, updates, until, truncate_gradient, strict
+and the gradient tutorial's Jacobian and Hessian: tests/test_scan_interface.py."""
 
 from __future__ import annotations
 
@@ -89,11 +90,12 @@ def test_rnn_forward_and_gradients(go_backwards, n_steps):
 
 
 def test_errors_and_unsupported_forms():
+    # (taps, truncate_gradient, updates and until are supported now: tests/test_scan_interface.py)
     x = T.dvector("x")
-    with pytest.raises(NotImplementedError, match="taps"):
-        scan(lambda a, b: a + b, sequences=x, outputs_info={"initial": x, "taps": [-2]})
-    with pytest.raises(NotImplementedError, match="truncate_gradient"):
-        scan(lambda a: a, sequences=x, truncate_gradient=5)
+    with pytest.raises(ValueError, match=r"output 0 has taps \[1\]: output taps must be negative"):
+        scan(lambda a, b: a + b, sequences=x, outputs_info={"initial": x, "taps": [1]})
+    with pytest.raises(ValueError, match="truncate_gradient must be -1"):
+        scan(lambda a: a, sequences=x, truncate_gradient=-5)
     with pytest.raises(ValueError, match="n_steps"):
         scan(lambda: T.constant(1.0), outputs_info=None)
     with pytest.raises(ValueError, match="outputs_info"):
