@@ -136,3 +136,32 @@ def test_loops_in_threads():
             np.testing.assert_array_equal(f(X), want)
 
     in_threads(work, 4)
+
+
+def test_lstm_cell_step_and_gradient_compile_warning_free(tmp_path):
+    """The lisa-lab LSTM cell (gates sliced from one product, a mask): both loops in C, the numbers of
+    the reference evaluator, and its source clean under -Wall -Wextra -Werror."""
+    from test_codegen import _strict_compile
+
+    rng = np.random.default_rng(5)
+    hidden = 3
+    U = shared(rng.standard_normal((hidden, 4 * hidden)) * 0.5, name="U")
+    m, below, h0 = T.dmatrix("m"), T.dtensor3("below"), T.dmatrix("h0")
+
+    def step(m_, x_, h_, c_):
+        pre = T.dot(h_, U) + x_
+        i, f, o = (T.nnet.sigmoid(pre[:, k * hidden:(k + 1) * hidden]) for k in range(3))
+        c = f * c_ + i * T.tanh(pre[:, 3 * hidden:])
+        c = m_[:, None] * c + (1. - m_)[:, None] * c_
+        h = m_[:, None] * (o * T.tanh(c)) + (1. - m_)[:, None] * h_
+        return h, c
+
+    (hs, cs), _ = gencomp.scan(step, sequences=[m, below], outputs_info=[h0, h0])
+    cost = (hs[-1] ** 2).sum() + cs.mean()
+    outs = [cost, *T.grad(cost, [U, below, h0])]
+    f, ref = _both([m, below, h0], outs)
+    assert _loops(f) == 2
+    M = (rng.random((6, 2)) > 0.3).astype(float)
+    B, H0 = rng.standard_normal((6, 2, 4 * hidden)), rng.standard_normal((2, hidden))
+    _close(f(M, B, H0), ref(M, B, H0))
+    _strict_compile(f.source_path, tmp_path)

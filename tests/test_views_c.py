@@ -132,3 +132,62 @@ def test_views_of_views_and_in_place_increments():
     for k, sl in enumerate([(slice(None), slice(0, 2)), (slice(None), slice(2, 3)), (slice(1, None), slice(3, None))]):
         want[sl] += (1 - np.tanh(X[sl]) ** 2) * (k + 1)
     np.testing.assert_allclose(f(X), want, rtol=1e-13)
+
+
+_SHAPES = {}
+
+
+def _shape_function(kind):
+    if kind not in _SHAPES:
+        x, v = T.dtensor3("x"), T.dvector("v")
+        s = T.lvector("s")
+        n, m = T.lscalar("n"), T.iscalar("m")
+        forms = {
+            "reshape": ([x, s], x.reshape(s, ndim=2) * 1),
+            "reshape_t": ([x, s], x.dimshuffle(2, 0, 1).reshape(s, ndim=2) + 0.5),   # not contiguous: a copy
+            "alloc": ([v, n, m], T.alloc(v, n, m, v.shape[0]) * 2),
+            "join0": ([x], T.concatenate([x, x[::-1] * 2, x[:1]], axis=0)),
+            "join2": ([x, v], T.concatenate([x, T.alloc(v, x.shape[0], x.shape[1], v.shape[0])], axis=2)),
+            "shape": ([x], x.shape * 3),
+        }
+        ins, out = forms[kind]
+        f = _SHAPES[kind] = gencomp.function(ins, out)
+        assert not _host_steps(f), kind
+    return _SHAPES[kind]
+
+
+@settings(max_examples=40, deadline=None)
+@given(st.tuples(st.integers(0, 4), st.integers(1, 4), st.integers(1, 5)), st.integers(0, 2 ** 31),
+       st.booleans())
+def test_reshape_alloc_join_and_shape_in_c_match_numpy(shape, seed, free):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    size = x.size
+    rows = int(rng.choice([d for d in range(1, size + 1) if size % d == 0])) if size else 0
+    s = np.array([rows, -1 if free else size // rows] if size else [0, 7], dtype=np.int64)
+    np.testing.assert_array_equal(_shape_function("reshape")(x, s), x.reshape(s))
+    np.testing.assert_array_equal(_shape_function("reshape_t")(x, s), x.transpose(2, 0, 1).reshape(s) + 0.5)
+    v = rng.standard_normal(shape[2])
+    n, m = int(rng.integers(0, 4)), np.int32(rng.integers(0, 3))
+    np.testing.assert_array_equal(_shape_function("alloc")(v, n, m), np.broadcast_to(v, (n, m, len(v))) * 2)
+    np.testing.assert_array_equal(_shape_function("join0")(x), np.concatenate([x, x[::-1] * 2, x[:1]], axis=0))
+    np.testing.assert_array_equal(_shape_function("join2")(x, v),
+                                  np.concatenate([x, np.broadcast_to(v, shape)], axis=2))
+    np.testing.assert_array_equal(_shape_function("shape")(x), np.array(shape) * 3)
+
+
+def test_reshape_alloc_and_join_errors_are_numpys():
+    x = np.zeros((2, 3, 4))
+    with pytest.raises(ValueError, match="reshape"):
+        _shape_function("reshape")(x, np.array([5, -1]))
+    with pytest.raises(ValueError, match="reshape"):
+        _shape_function("reshape")(x, np.array([-1, -1]))
+    with pytest.raises(ValueError):
+        _shape_function("reshape")(x, np.array([4, 5]))
+    with pytest.raises(ValueError):
+        _shape_function("alloc")(np.ones(3), -1, np.int32(2))
+    y = T.dmatrix("y")
+    f = gencomp.function([y], T.concatenate([y, y.T], axis=0))
+    with pytest.raises(ValueError, match="concatenate"):
+        f(np.zeros((2, 3)))
+    np.testing.assert_array_equal(f(np.ones((2, 2))), np.ones((4, 2)))

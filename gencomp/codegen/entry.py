@@ -131,6 +131,11 @@ def _shape(plan, step, family, out, shapes) -> tuple:
         return (first,) + ((dim(x[0], x_nd - 1),) if x_nd > len(vectors) else ())
     if family in ("scatter", "inc_subtensor"):
         return shapes[x[0]]
+    if family in ("shape", "reshape", "alloc"):      # lengths read from values: C finds them
+        return (None,) * len(plan.args[out].broadcastable)
+    if family == "join":
+        axis = step.node.op.axis
+        return tuple(None if d == axis else dim(x[0], d) for d in range(len(plan.args[out].broadcastable)))
     if family == "subtensor":                  # a dimension sliced whole keeps its length
         spec, x_nd = step.node.op.spec, len(plan.args[x[0]].broadcastable)
         return tuple([dim(x[0], d) if item[1:] == (None, None, None) else None
@@ -185,7 +190,10 @@ def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, co
         helpers.add("copy")
     if any(s.get("slices") for s in every):
         helpers.add("slice")
-    updates = sorted({(s["dtype"], dtypes.ctype(s["dtype"])) for s in every if s["family"] == "inc_subtensor"})
+    updates = sorted({(s["dtype"], dtypes.ctype(s["dtype"])) for s in every
+                      if s["family"] in ("inc_subtensor", "alloc", "join")})
+    if any(s["family"] == "reshape" for s in every):
+        helpers |= {"contiguous", "temp", "copy"}
     return dict(segments=segments, bodies=bodies, nargs=max(1, len(plan.args)), helpers=sorted(helpers),
                 update_types=updates,
                 maxnd=entry.maxnd, blas_types=blas_types, conv_types=conv_types, pool_types=pool_types)
@@ -199,8 +207,10 @@ def _place(plan, out, step_inplace, seg) -> dict:
 
 
 _IMAGES = ("conv2d", "conv2d_grad", "pool2d", "pool2d_grad")
-_PLACED = ("shape_i", "blas", "arange", "gather", "scatter", "inc_subtensor", *_IMAGES)   # they allocate their result
-_CHECKED = ("blas", "rebroadcast", "arange", "gather", "scatter", "subtensor", "inc_subtensor", *_IMAGES)  # ... check inputs
+_PLACED = ("shape_i", "shape", "blas", "arange", "gather", "scatter", "inc_subtensor", "alloc", "join",
+           *_IMAGES)                                                                # they allocate their result
+_CHECKED = ("blas", "rebroadcast", "arange", "gather", "scatter", "subtensor", "inc_subtensor", "reshape",
+            "alloc", "join", *_IMAGES)                                              # ... check their inputs
 
 
 def _step_comment(plan, out, what, reads) -> str:
@@ -253,6 +263,16 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment, bodies)
             y_nd, dtype = len(plan.args[x[1]].broadcastable), plan.args[out].dtype
             ctx.update(y=x[1], set=int(node.op.set_instead), item=np.dtype(dtype).itemsize, dtype=dtype,
                        lead=ctx["v_nd"] - y_nd, x_nd=len(plan.args[out].broadcastable))
+    elif family in ("shape", "reshape", "alloc", "join"):
+        dtype = plan.args[out].dtype
+        ctx.update(nd=len(plan.args[out].broadcastable), x_nd=len(plan.args[x[0]].broadcastable), dtype=dtype,
+                   item=np.dtype(dtype).itemsize)
+        if family == "reshape":
+            ctx["shape_ctype"] = dtypes.ctype(plan.args[x[1]].dtype)
+        elif family == "alloc":
+            ctx.update(lengths=[(j, dtypes.ctype(plan.args[j].dtype)) for j in x[1:]], lead=ctx["nd"] - ctx["x_nd"])
+        elif family == "join":
+            ctx["axis"] = node.op.axis
     elif family in _IMAGES:
         op = node.op.conv if family == "conv2d_grad" else node.op.pool if family == "pool2d_grad" else node.op
         ctx.update(ctype=dtypes.ctype(plan.args[out].dtype), p=op.c_params(),
