@@ -57,6 +57,9 @@ class Scan(Op):
 
     returns_view = False
 
+    def lowering(self, node) -> str:
+        return "scan"          # a C loop when its step has a C form (codegen/lower.py), else the host
+
     def __init__(self, inner_inputs, inner_outputs, n_seqs: int, n_states: int, go_backwards: bool,
                  until: bool = False):
         self.inner_inputs, self.inner_outputs = list(inner_inputs), list(inner_outputs)

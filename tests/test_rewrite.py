@@ -581,6 +581,8 @@ FIRES = {
         lambda x, y, m: m * T.cast(shape_i(T.nnet.softmax(m), 1), "float64")],
     "shape_entry": [lambda x, y, m: x * T.cast(m.shape[0], "float64"),
                     lambda x, y, m: x * T.cast(m.shape[-1] + x.shape[0], "float64")],
+    "scalar_fill": [lambda x, y, m: T.ones_like(T.sum(x * y)) * x, lambda x, y, m: T.fill(x.sum(), m) + 1,
+                    lambda x, y, m: T.zeros_like(T.max(m), dtype="float32") + x],
 }
 
 # rules that replace one op by several: the ops (regex) that must be gone afterwards
@@ -600,6 +602,7 @@ LEAVES_ALONE = {
                          lambda x, y, m: x + 0, lambda x, y, m: 0.0 + x,     # -0.0 + 0.0 is +0.0
                          lambda x, y, m: x * np.array([1.0, 2.0, 1.0, 1.0, 1.0, 1.0])],
     "self_subtraction": [lambda x, y, m: x - x, lambda x, y, m: T.ivector("i") - 1],
+    "scalar_fill": [lambda x, y, m: T.ones_like(x) * y, lambda x, y, m: T.fill(m, x.sum())],     # x, m decide a shape
     "shape_entry": [lambda x, y, m: x * T.cast(m.shape[1:].sum(), "float64")],     # a slice, not an entry
     "double_negation": [lambda x, y, m: -(x + y), lambda x, y, m: -T.exp(-x), lambda x, y, m: -(x * y),
                         lambda x, y, m: -(x - y)],        # floats: -(a - a) is -0.0, b - a is +0.0

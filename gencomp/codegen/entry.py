@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .. import dtypes
-from .lower import Kernel, Plan
+from .lower import Kernel, Plan, ScanStep
 
 
 @dataclass(frozen=True)
@@ -52,8 +52,14 @@ class Entry:
 
 
 def lowering(step) -> str:
-    """The step family: 'kernel', or the node's `Op.lowering` ('host' when it has no C form)."""
-    return "kernel" if isinstance(step, Kernel) else step.node.op.lowering(step.node)
+    """The step family: 'kernel', 'scan' (a C loop), or the node's `Op.lowering` ('host' when it
+    has no C form, or is a scan whose step has none)."""
+    if isinstance(step, Kernel):
+        return "kernel"
+    if isinstance(step, ScanStep):
+        return "scan"
+    family = step.node.op.lowering(step.node)
+    return "host" if family == "scan" else family
 
 
 def plan_entry(plan: Plan) -> Entry:
@@ -77,6 +83,8 @@ def plan_entry(plan: Plan) -> Entry:
             order.append(("segment", segment))
         segment.steps.append(index)
         reads = {leaf.arg for leaf in step.leaves} if isinstance(step, Kernel) else set(step.inputs)
+        if isinstance(step, ScanStep):
+            reads |= set(step.consts)
         for arg in sorted(reads & held - passed):      # its frame row stays set for later segments
             segment.passed.append(arg)
             passed.add(arg)
@@ -115,12 +123,24 @@ def _shape(plan, step, family, out, shapes) -> tuple:
         return ((dim(x[0], 0),) if nd[0] == 2 else ()) + ((dim(x[1], 1),) if nd[1] == 2 else ())
     if family == "arange":
         return (None,)
+    if family == "scan":                       # the number of steps is a value: C finds the lengths
+        return (None,) * len(plan.args[out].broadcastable)
     if family == "gather":                     # (length of the index vectors, dimension left)
         vectors, x_nd = x[1:], len(plan.args[x[0]].broadcastable)
         first = dim(vectors[0], 0) if len(vectors) == 1 else None
         return (first,) + ((dim(x[0], x_nd - 1),) if x_nd > len(vectors) else ())
-    if family == "scatter":
+    if family in ("scatter", "inc_subtensor"):
         return shapes[x[0]]
+    if family in ("shape", "reshape", "alloc"):      # lengths read from values: C finds them
+        return (None,) * len(plan.args[out].broadcastable)
+    if family == "join":
+        axis = step.node.op.axis
+        return tuple(None if d == axis else dim(x[0], d) for d in range(len(plan.args[out].broadcastable)))
+    if family == "subtensor":                  # a dimension sliced whole keeps its length
+        spec, x_nd = step.node.op.spec, len(plan.args[x[0]].broadcastable)
+        return tuple([dim(x[0], d) if item[1:] == (None, None, None) else None
+                      for d, item in enumerate(spec) if item[0] == "slice"]
+                     + [dim(x[0], d) for d in range(len(spec), x_nd)])
     if family == "conv2d":                     # rows and columns: C computes them
         return dim(x[0], 0), dim(x[1], 0), None, None
     if family == "pool2d":
@@ -136,7 +156,7 @@ def _shape(plan, step, family, out, shapes) -> tuple:
 
 def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, comment) -> dict:
     """The context of entry.c.j2. `kernel_calls`: kernel name -> its call's argument list."""
-    segments = []
+    segments, bodies = [], []       # bodies: the step functions of scan loops, innermost first
     for kind, seg in entry.order:
         if kind != "segment":
             continue
@@ -147,25 +167,35 @@ def entry_context(plan: Plan, entry: Entry, kernel_calls: dict, errors: list, co
                        *(f"int64_t p{arg}_s{d}" for d in range(nd))]
             sets.append(dict(arg=arg, nd=nd, label=comment(plan.args[arg].label)))
         params += [f"void *o{arg}" for arg in seg.allocated]
-        steps = [_step_context(plan, index, plan.steps[index], seg, kernel_calls, errors, comment)
+        steps = [_step_context(plan, index, plan.steps[index], seg, kernel_calls, errors, comment, bodies)
                  for index in seg.steps]
         segments.append(dict(name=seg.name, body=seg.body, params=params,
                              sets=sets, steps=steps, allocated=seg.allocated,
                              labels={arg: comment(plan.args[arg].label) for arg in seg.allocated}))
+    every = [s for part in (*segments, *bodies) for s in part["steps"]]
+
     def types(*families):
-        return sorted({s["ctype"] for seg in segments for s in seg["steps"] if s["family"] in families})
+        return sorted({s["ctype"] for s in every if s["family"] in families})
 
     conv_types, pool_types = types("conv2d", "conv2d_grad"), types("pool2d", "pool2d_grad")
     blas_types = sorted(set(types("blas")) | set(conv_types))      # convolutions call gemm
-    places = [p for seg in segments for s in seg["steps"] for p in s.get("places", [s.get("place")]) if p]
+    places = [p for s in every for p in s.get("places", [s.get("place")]) if p]
     helpers = {"given" if p["given"] else "temp" if p["alias"] is None else "reuse" for p in places}
     if "reuse" in helpers:
         helpers.add("temp")
     if helpers:
         helpers.add("contiguous")
-    if any(s["family"] == "scatter" for seg in segments for s in seg["steps"]):
+    if any(s["family"] in ("scatter", "inc_subtensor") or s["family"] == "scan" and not
+           all(o["direct"] for o in s["outs"]) for s in every):
         helpers.add("copy")
-    return dict(segments=segments, nargs=max(1, len(plan.args)), helpers=sorted(helpers),
+    if any(s.get("slices") for s in every):
+        helpers.add("slice")
+    updates = sorted({(s["dtype"], dtypes.ctype(s["dtype"])) for s in every
+                      if s["family"] in ("inc_subtensor", "alloc", "join")})
+    if any(s["family"] == "reshape" for s in every):
+        helpers |= {"contiguous", "temp", "copy"}
+    return dict(segments=segments, bodies=bodies, nargs=max(1, len(plan.args)), helpers=sorted(helpers),
+                update_types=updates,
                 maxnd=entry.maxnd, blas_types=blas_types, conv_types=conv_types, pool_types=pool_types)
 
 
@@ -177,8 +207,10 @@ def _place(plan, out, step_inplace, seg) -> dict:
 
 
 _IMAGES = ("conv2d", "conv2d_grad", "pool2d", "pool2d_grad")
-_PLACED = ("shape_i", "blas", "arange", "gather", "scatter", *_IMAGES)   # families that allocate their result
-_CHECKED = ("blas", "rebroadcast", "arange", "gather", "scatter", *_IMAGES)  # ... that check their inputs
+_PLACED = ("shape_i", "shape", "blas", "arange", "gather", "scatter", "inc_subtensor", "alloc", "join",
+           *_IMAGES)                                                                # they allocate their result
+_CHECKED = ("blas", "rebroadcast", "arange", "gather", "scatter", "subtensor", "inc_subtensor", "reshape",
+            "alloc", "join", *_IMAGES)                                              # ... check their inputs
 
 
 def _step_comment(plan, out, what, reads) -> str:
@@ -186,8 +218,10 @@ def _step_comment(plan, out, what, reads) -> str:
     return f"a[{out}] = {what}({', '.join(f'a[{i}]' for i in reads)}): {plan.args[out].label}"
 
 
-def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict:
+def _step_context(plan, index, step, seg, kernel_calls, errors, comment, bodies) -> dict:
     family = lowering(step)
+    if family == "scan":
+        return _loop_context(plan, index, step, kernel_calls, errors, comment, bodies)
     if family == "kernel":
         dims = [step.sources[d] for d in step.out_dims()]
         places = [_place(plan, a, step.inplace, seg) for a, _ in step.stores]
@@ -223,6 +257,22 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict
                        y_dims=list(zip(range(y_nd), target[len(target) - y_nd:])),
                        y_stride_i="ys0" if y_nd == len(target) else "0",
                        y_stride_r=f"ys{y_nd - 1}" if ctx["rest"] and y_nd >= 1 else "0")
+    elif family in ("subtensor", "inc_subtensor"):
+        ctx.update(_view_context(plan, node.op.spec, x[0], x[1:] if family == "subtensor" else x[2:]))
+        if family == "inc_subtensor":
+            y_nd, dtype = len(plan.args[x[1]].broadcastable), plan.args[out].dtype
+            ctx.update(y=x[1], set=int(node.op.set_instead), item=np.dtype(dtype).itemsize, dtype=dtype,
+                       lead=ctx["v_nd"] - y_nd, x_nd=len(plan.args[out].broadcastable))
+    elif family in ("shape", "reshape", "alloc", "join"):
+        dtype = plan.args[out].dtype
+        ctx.update(nd=len(plan.args[out].broadcastable), x_nd=len(plan.args[x[0]].broadcastable), dtype=dtype,
+                   item=np.dtype(dtype).itemsize)
+        if family == "reshape":
+            ctx["shape_ctype"] = dtypes.ctype(plan.args[x[1]].dtype)
+        elif family == "alloc":
+            ctx.update(lengths=[(j, dtypes.ctype(plan.args[j].dtype)) for j in x[1:]], lead=ctx["nd"] - ctx["x_nd"])
+        elif family == "join":
+            ctx["axis"] = node.op.axis
     elif family in _IMAGES:
         op = node.op.conv if family == "conv2d_grad" else node.op.pool if family == "pool2d_grad" else node.op
         ctx.update(ctype=dtypes.ctype(plan.args[out].dtype), p=op.c_params(),
@@ -240,3 +290,63 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment) -> dict
                    dims=([f"a[{ctx['a']}].n[0]"] if ctx["a_nd"] == 2 else [])
                    + ([f"a[{ctx['b']}].n[1]"] if ctx["b_nd"] == 2 else []))
     return ctx
+
+
+def _loop_context(plan, index, step, kernel_calls, errors, comment, bodies) -> dict:
+    """A scan as a C loop: its step function's body (added to `bodies`), and what the loop sets
+    before each step (the sequences' slices, the states) and after it (the new states)."""
+    op, x, ii = step.node.op, step.inputs, step.inner_inputs
+    ns, nst = op.n_seqs, op.n_states
+    until = step.inner_outputs[-1] if len(step.inner_outputs) > len(step.outputs) else None
+    stacked = step.inner_outputs[:len(step.outputs)]
+    direct = [row for k, row in enumerate(stacked) if None not in step.out_dims[k]]
+    inner = Segment(f"{step.name}_step", allocated=direct)   # these results go straight into the stacks
+    steps = [_step_context(plan, index, s, inner, kernel_calls, errors, comment, bodies) for s in step.steps]
+    bodies.append(dict(body=inner.name, steps=steps,
+                       comment=comment(f"the step function of {op}, run by {step.name}'s loop")))
+    errors.append(NodeCheck(index))        # any failure inside: the node's perform explains it
+
+    def nd(arg):
+        return len(plan.args[arg].broadcastable)
+
+    outs = []
+    for k, (out, row) in enumerate(zip(step.outputs, stacked)):
+        dims = [f"a[{d[1]}].n[{d[2]}]" if isinstance(d, tuple) else str(d) for d in step.out_dims[k]]
+        outs.append(dict(arg=out, inner=row, nd=nd(row), dims=dims, init=x[1 + ns + k] if k < nst else None,
+                         direct=row in direct,
+                         place=dict(arg=out, nd=nd(out), item=np.dtype(plan.args[out].dtype).itemsize,
+                                    given=False, alias=None)))
+    fixed = [dict(inner=ii[k], outer=x[1 + k]) for k in range(ns, len(ii))]   # first states, non-sequences
+    return dict(family="scan", comment=comment(_step_comment(plan, step.outputs[0], str(op), x)), code=len(errors),
+                n=x[0], body=inner.name, backwards=op.go_backwards, outs=outs, fixed=fixed,
+                places=[o["place"] for o in outs],
+                seqs=[dict(outer=x[1 + k], inner=ii[k], nd=nd(ii[k])) for k in range(ns)],
+                states=[dict(inner=ii[ns + k], out=step.outputs[k], nd=nd(ii[ns + k])) for k in range(nst)],
+                until=until, until_ctype=dtypes.ctype(plan.args[until].dtype) if until is not None else None)
+
+
+def _view_context(plan, spec, x, index_args) -> dict:
+    """How the view x[spec] (ints and slices) is computed in C: one item per dimension of x."""
+    def bound(entry, default):
+        """(C flag 'given', C value) of a slice bound or index: a literal or a scalar input."""
+        if entry is None:
+            return "0", default
+        if isinstance(entry, tuple):
+            arg = index_args[entry[1]]
+            return "1", f"(int64_t)*(const {dtypes.ctype(plan.args[arg].dtype)} *)a[{arg}].data"
+        return "1", str(max(-2**62, min(2**62, int(entry))))
+
+    items, out = [], 0
+    for d, item in enumerate(spec):
+        if item[0] == "int":
+            items.append(dict(kind="int", dim=d, value=bound(item[1], "0")[1]))
+            continue
+        start, stop = bound(item[1], "0"), bound(item[2], "0")
+        items.append(dict(kind="slice", dim=d, out=out, start=", ".join(start), stop=", ".join(stop),
+                          step=bound(item[3], "1")[1]))
+        out += 1
+    for d in range(len(spec), len(plan.args[x].broadcastable)):
+        items.append(dict(kind="keep", dim=d, out=out))
+        out += 1
+    return dict(parts=items, v_nd=out, ints=any(i["kind"] == "int" for i in items),
+                slices=any(i["kind"] == "slice" for i in items))

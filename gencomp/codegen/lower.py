@@ -9,7 +9,7 @@ a DimShuffle only changes how a kernel indexes its leaf arrays.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -79,6 +79,21 @@ class HostStep:
     inplace: dict = field(default_factory=dict)    # output arg -> input arg whose buffer it may take
 
 
+@dataclass
+class ScanStep(HostStep):
+    """A scan run as a C loop: each step runs `steps` (the step function's own plan, its arrays
+    numbered after the function's) on rows the loop points at the sequences' slices, the states and
+    the stacked results. As a HostStep it is still the node's numpy `perform` to every pass that
+    does not know loops (and to the runtime, which re-runs it to explain a failed check)."""
+
+    steps: list = field(default_factory=list)
+    name: str = ""                 # gc_scan0: its step function is gc_scan0_step
+    inner_inputs: list = field(default_factory=list)    # rows of the step's arguments
+    inner_outputs: list = field(default_factory=list)   # rows of its results (the condition last: until)
+    out_dims: list = field(default_factory=list)        # per result: its lengths ('dim', row, d) or 1
+    consts: list = field(default_factory=list)          # constants the step reads (Python sets their rows)
+
+
 @dataclass(frozen=True)
 class ShapeError:
     """A failed check of a kernel: arg `arg` dim `dim` vs 1 (source None) or vs the loop dim of `source`.
@@ -107,7 +122,18 @@ class Plan:
 
     @property
     def kernels(self) -> list:
-        return [s for s in self.steps if isinstance(s, Kernel)]
+        """Every kernel, those of scan loops' steps included."""
+        return _kernels(self.steps)
+
+
+def _kernels(steps) -> list:
+    found = []
+    for s in steps:
+        if isinstance(s, Kernel):
+            found.append(s)
+        elif isinstance(s, ScanStep):
+            found += _kernels(s.steps)
+    return found
 
 
 class OutputCopy(Op):
@@ -128,6 +154,12 @@ def _input_label(var, position: int) -> str:
     return f"{kind} {var.name!r}" if var.name else f"{kind} at position {position}"
 
 
+# elementwise operations worth a store and a load rather than computing them twice
+COSTLY = frozenset({"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "sigmoid", "softplus",
+                    "sin", "cos", "tan", "pow"})
+_MANY = "many"
+
+
 def is_literal(var) -> bool:
     return isinstance(var, Constant) and var.data.size == 1
 
@@ -136,11 +168,12 @@ def is_fusible(node) -> bool:
     return isinstance(node.op, (Elemwise, DimShuffle))
 
 
-def lower(fgraph, updates=None) -> Plan:
+def lower(fgraph, updates=None, loops: bool = True) -> Plan:
     """The Plan of `fgraph`; `updates` maps output positions to the input positions they replace
     (shared-variable updates), whose old buffers an elementwise kernel may then overwrite.
-    Temporaries are computed in place where possible too."""
-    plan = _Lowering(fgraph).run()
+    Temporaries are computed in place where possible too. `loops`: scans whose step has a C form
+    become C loops (ScanStep); else every scan is a host step (the CUDA backend)."""
+    plan = _Lowering(fgraph, loops).run()
     for out_pos, in_pos in (updates or {}).items():
         _mark_inplace(plan, plan.output_args[out_pos], in_pos)
     _reuse_temporaries(plan)
@@ -218,11 +251,56 @@ def _mark_inplace(plan: Plan, out_arg: int, in_arg: int):
     kernel.inplace[out_arg] = in_arg
 
 
+def step_plan(op) -> Plan:
+    """The Plan of a scan's step function (its graph optimized as a function's), kept on the op:
+    the step never changes, and every function using the scan lowers it once."""
+    plan = getattr(op, "_step_plan", None)
+    if plan is None:
+        from ..config import config
+        from ..graph import FunctionGraph
+        from ..rewrite import optimize
+
+        fgraph = FunctionGraph(op.inner_inputs, op.inner_outputs)
+        optimize(fgraph, config.optimizer)
+        plan = op._step_plan = lower(fgraph)
+    return plan
+
+
+def _loop_ready(plan: Plan) -> bool:
+    """A step runs inside a C loop when its plan is one C segment (no host step)."""
+    from .entry import plan_entry
+
+    entry = plan_entry(plan)
+    return len(entry.order) == 1 and entry.order[0][0] == "segment"
+
+
+def _shifted(step, base: int, prefix: str):
+    """`step` of a step function's plan, its arrays numbered from `base`, its names under `prefix`."""
+    def at(pairs):
+        return {k + base: v + base for k, v in pairs.items()}
+
+    if isinstance(step, Kernel):
+        return replace(step, leaves=[replace(leaf, arg=leaf.arg + base) for leaf in step.leaves],
+                       stores=[(a + base, v) for a, v in step.stores], inplace=at(step.inplace),
+                       sources=tuple((s[0] + base, s[1]) if s else None for s in step.sources),
+                       name=prefix + step.name[3:])
+    moved = dict(inputs=[i + base for i in step.inputs], outputs=[o + base for o in step.outputs],
+                 inplace=at(step.inplace))
+    if isinstance(step, ScanStep):
+        moved.update(steps=[_shifted(s, base, prefix) for s in step.steps], name=prefix + step.name[3:],
+                     inner_inputs=[i + base for i in step.inner_inputs],
+                     inner_outputs=[o + base for o in step.inner_outputs],
+                     out_dims=[tuple(("dim", d[1] + base, d[2]) if isinstance(d, tuple) else d for d in dims)
+                               for dims in step.out_dims],
+                     consts=[c + base for c in step.consts])
+    return replace(step, **moved)
+
+
 class _Lowering:
-    def __init__(self, fgraph):
-        self.fgraph = fgraph
+    def __init__(self, fgraph, loops=True):
+        self.fgraph, self.loops = fgraph, loops
         self.args, self.constants, self.arg_of, self.names = [], [], {}, set()
-        self.steps, self.pending = [], None
+        self.steps, self.pending, self.n_loops = [], None, 0
 
     def new_arg(self, role, base, label, var) -> int:
         """A new array of the call. Its C name comes from its position (in3, tmp7, out0), never from
@@ -260,6 +338,8 @@ class _Lowering:
             else:
                 self._flush()
                 self._host_step(node)
+                if self.loops and node.op.lowering(node) == "scan":
+                    self._as_loop(self.steps[-1])
         output_args = []
         for j, var in enumerate(fg.outputs):
             if id(var) in out_args and out_args[id(var)] not in output_args:
@@ -281,7 +361,9 @@ class _Lowering:
         return Plan(self.args, self.steps, self.constants, output_args)
 
     def _materialized(self, nodes):
-        """(ids of DimShuffle nodes run as host views, ids of variables some host op reads)."""
+        """(ids of DimShuffle nodes run as host views, ids of variables stored in arrays): those
+        some host op reads, and costly elementwise results (exp, tanh, ...) that two or more
+        kernels would each recompute if it were fused into both."""
         needed, host_views = set(), set()
         for node in reversed(nodes):
             fusible_consumer = is_fusible(node) and id(node) not in host_views
@@ -293,6 +375,28 @@ class _Lowering:
             for inp in node.inputs:
                 if inp.owner is not None and is_fusible(inp.owner):
                     needed.add(id(inp))
+        outputs = {id(o) for o in self.fgraph.outputs}
+        reach = {}        # id(var) -> the one kernel (its stored variable or reduction) computing it, or _MANY
+        for node in reversed(nodes):
+            if isinstance(node.op, (Reduce, ArgReduce)):
+                root = id(node)
+            elif is_fusible(node) and id(node) not in host_views:
+                var = node.outputs[0]
+                root = reach.get(id(var))
+                if id(var) in needed or id(var) in outputs:
+                    root = id(var)
+                elif root is _MANY and isinstance(node.op, Elemwise) and node.op.scalar.name in COSTLY:
+                    needed.add(id(var))
+                    root = id(var)
+            else:
+                continue
+            if root is None:
+                continue
+            for inp in node.inputs:
+                if inp.owner is not None and is_fusible(inp.owner):
+                    seen = reach.setdefault(id(inp), root)
+                    if seen != root:
+                        reach[id(inp)] = _MANY
         return host_views, needed
 
     def _target(self, var, out_args) -> int:
@@ -360,6 +464,29 @@ class _Lowering:
             self.arg_of[id(out)] = index
             outputs.append(index)
         self.steps.append(HostStep(node, inputs, outputs))
+
+
+    def _as_loop(self, host: HostStep):
+        """Replace the scan's host step by a C loop when its step function has a C form: the
+        step's arrays join the call's (after them), its kernels are renamed gc_scan<k>_..."""
+        from .entry import plan_entry
+
+        inner = step_plan(host.node.op)
+        if not _loop_ready(inner):
+            return
+        base, prefix = len(self.args), f"gc_scan{self.n_loops}_"
+        self.n_loops += 1
+        for a in inner.args:          # the step's inputs and results are rows the loop points
+            self.args.append(replace(a, role=a.role if a.role in ("const", "temp") else "inner"))
+        self.constants.extend(inner.constants)
+        shapes = plan_entry(inner).shapes
+        out_dims = [tuple(("dim", d[1] + base, d[2]) if isinstance(d, tuple) else d for d in shapes[o])
+                    for o in inner.output_args]
+        self.steps[-1] = ScanStep(
+            host.node, host.inputs, host.outputs, steps=[_shifted(s, base, prefix) for s in inner.steps],
+            name=prefix[:-1], inner_inputs=[base + k for k in range(len(host.node.op.inner_inputs))],
+            inner_outputs=[base + o for o in inner.output_args], out_dims=out_dims,
+            consts=[base + k for k, a in enumerate(inner.args) if a.role == "const"])
 
 
 class _KernelBuilder:

@@ -137,6 +137,17 @@ def neutral_elements(node):
 
 
 @register_node_rule("canonicalize")
+def scalar_fill(node):
+    """fill(s, y) -> y when s has only length-1 dimensions (a scalar): it decides no shape, and its
+    value is never read. The seed of a gradient is ones_like(cost): without this the cost is
+    computed only to be discarded (in every step of a scan's backward loop, too)."""
+    if _name(node) != "second" or not all(node.inputs[0].broadcastable):
+        return None
+    var = _keep(node, node.inputs[1])
+    return [var] if var is not None else None
+
+
+@register_node_rule("canonicalize")
 def self_subtraction(node):
     """x - x -> 0 for integers (for floats inf - inf and nan - nan are nan, so it stays)."""
     if _name(node) != "sub" or node.inputs[0] is not node.inputs[1]:

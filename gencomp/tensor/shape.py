@@ -23,6 +23,9 @@ class ShapeOp(Op):
     def signature(self):
         return "Shape"
 
+    def lowering(self, node) -> str:
+        return "shape"
+
     def make_node(self, x):
         x = _as(x)
         return Apply(self, [x], [TensorType("int64", (x.ndim == 1,))])
@@ -123,6 +126,9 @@ class Reshape(Op):
     def __reduce__(self):
         return Reshape, (self.ndim,)
 
+    def lowering(self, node) -> str:
+        return "reshape"       # a view of a C-contiguous input, else a copy
+
     def make_node(self, x, shape):
         x, shape = _as(x), _as(shape)
         if shape.ndim != 1 or not dtypes.is_integer(shape.dtype):
@@ -163,6 +169,11 @@ class Join(Op):
 
     def __reduce__(self):
         return Join, (self.axis,)
+
+    def lowering(self, node) -> str:
+        return "join"
+
+    fresh_outputs = True      # perform returns a new array: its buffer may be reused
 
     def make_node(self, *tensors):
         from .math import cast
@@ -234,6 +245,11 @@ class Alloc(Op):
 
     def signature(self):
         return "Alloc"
+
+    def lowering(self, node) -> str:
+        return "alloc"
+
+    fresh_outputs = True
 
     def make_node(self, value, *shape):
         value = _as(value)

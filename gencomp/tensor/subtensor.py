@@ -91,6 +91,9 @@ class Subtensor(Op):
             raise IndexError(f"{exc} (indexing an array of shape {x.shape})") from None
         return [np.asarray(out)]
 
+    def lowering(self, node) -> str:
+        return "subtensor"       # a view: its lengths, strides and offset computed in C
+
     def grad(self, inputs, output_grads, outputs):
         from .math import zeros_like
 
@@ -121,6 +124,9 @@ def leading_arrays(spec, x, index_vars) -> int:
 class IncSubtensor(Op):
     """A copy of x whose x[spec] is set to (or incremented by) y; repeated indices accumulate on inc."""
 
+    fresh_outputs = True      # perform returns a new array: its buffer may be reused
+    inplace_input = 0         # compiled, it may write into x's own buffer when x is read last here
+
     def __init__(self, spec, set_instead: bool):
         self.spec, self.set_instead = tuple(spec), bool(set_instead)
 
@@ -129,6 +135,9 @@ class IncSubtensor(Op):
 
     def lowering(self, node) -> str:
         x, y, *index_vars = node.inputs
+        if not any(item[0] == "array" for item in self.spec):
+            part = x.ndim - sum(item[0] == "int" for item in self.spec)     # dimensions of x[spec]
+            return "inc_subtensor" if y.ndim <= part else "host"
         return "scatter" if leading_arrays(self.spec, x, index_vars) and y.ndim <= x.ndim - len(index_vars) + 1 \
             else "host"
 
