@@ -290,7 +290,7 @@ class Function:
         from .compile.nvcc import build_cuda
         from .runtime_cuda import CudaRunner
 
-        plan = lower(self.fgraph)
+        plan = lower(self.fgraph, loops=False)      # scans run their steps from the host
 
         def render(key):
             module = render_module(plan, key, self.name, flat_lines(self.fgraph))
