@@ -165,3 +165,23 @@ def test_lstm_cell_step_and_gradient_compile_warning_free(tmp_path):
     B, H0 = rng.standard_normal((6, 2, 4 * hidden)), rng.standard_normal((2, hidden))
     _close(f(M, B, H0), ref(M, B, H0))
     _strict_compile(f.source_path, tmp_path)
+
+
+def test_until_stops_the_c_loop():
+    from gencomp.scan_module import until
+
+    x, lim = T.dvector("x"), T.dscalar("lim")
+
+    def step(a, s):
+        new = s + a
+        return [new, new * 2], until(new > lim)
+
+    (sums, doubled), _ = gencomp.scan(step, sequences=x, outputs_info=[T.constant(0.0), None])
+    f, ref = _both([x, lim], [sums, doubled])
+    assert _loops(f) == 1
+    for bound in (3.0, 100.0, -1.0):
+        X = np.arange(6.0)
+        got, want = f(X, bound), ref(X, bound)
+        _close(got, want)
+        stop = next((k for k, v in enumerate(np.cumsum(X)) if v > bound), len(X) - 1)
+        np.testing.assert_array_equal(got[0], np.cumsum(X)[:stop + 1])
