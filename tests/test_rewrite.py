@@ -581,6 +581,9 @@ FIRES = {
         lambda x, y, m: m * T.cast(shape_i(T.nnet.softmax(m), 1), "float64")],
     "shape_entry": [lambda x, y, m: x * T.cast(m.shape[0], "float64"),
                     lambda x, y, m: x * T.cast(m.shape[-1] + x.shape[0], "float64")],
+    "gemm_update": [lambda x, y, m: m - 0.1 * (T.dot(m[:, :2], m[:2, :]) + 0.5 * m),
+                    lambda x, y, m: m - 0.1 * (T.dot(m[:, :2], m[:2, :]) + T.grad(0.5 * (m ** 2).sum(), m)),
+                    lambda x, y, m: m + (m * 2 + T.dot(m[:, :1], m[:1, :])) * -0.5],
     "scalar_fill": [lambda x, y, m: T.ones_like(T.sum(x * y)) * x, lambda x, y, m: T.fill(x.sum(), m) + 1,
                     lambda x, y, m: T.zeros_like(T.max(m), dtype="float32") + x],
 }
@@ -602,6 +605,8 @@ LEAVES_ALONE = {
                          lambda x, y, m: x + 0, lambda x, y, m: 0.0 + x,     # -0.0 + 0.0 is +0.0
                          lambda x, y, m: x * np.array([1.0, 2.0, 1.0, 1.0, 1.0, 1.0])],
     "self_subtraction": [lambda x, y, m: x - x, lambda x, y, m: T.ivector("i") - 1],
+    "gemm_update": [lambda x, y, m: m - 0.1 * (T.dot(m[:, :2], m[:2, :]) + 0.5 * T.exp(m)),
+                    lambda x, y, m: T.exp(m) - 0.1 * (T.dot(m[:, :2], m[:2, :]) + 0.5 * m)],
     "scalar_fill": [lambda x, y, m: T.ones_like(x) * y, lambda x, y, m: T.fill(m, x.sum())],     # x, m decide a shape
     "shape_entry": [lambda x, y, m: x * T.cast(m.shape[1:].sum(), "float64")],     # a slice, not an entry
     "double_negation": [lambda x, y, m: -(x + y), lambda x, y, m: -T.exp(-x), lambda x, y, m: -(x * y),

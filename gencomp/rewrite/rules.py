@@ -570,6 +570,99 @@ def gemm(fgraph) -> int:
     return len(replace)
 
 
+def _same_shape(model, var) -> bool:
+    """Whether `model` is an elementwise function of `var` alone (and constants), typed like it:
+    then its shape is var's."""
+    if model.broadcastable != var.broadcastable:
+        return False
+    stack = [model]
+    while stack:
+        v = stack.pop()
+        if v is var or _const_value(v) is not None:
+            continue
+        if v.owner is None or not isinstance(v.owner.op, Elemwise):
+            return False
+        stack.extend(v.owner.inputs)
+    return True
+
+
+def _constant_factor(v, like):
+    """The real number `v` is when multiplied with `like`: a constant, fill(m, constant) with m of
+    like's shape (what the gradient of l2 * sum(W ** 2) holds), or a product of those; else None."""
+    value = _const_value(v)
+    if value is not None:
+        return None if isinstance(value, complex) else float(value)
+    if v.owner is None:
+        return None
+    if _name(v.owner) == "second" and _same_shape(v.owner.inputs[0], like):
+        return _constant_factor(v.owner.inputs[1], like)
+    if _name(v.owner) == "mul" and len(v.owner.inputs) == 2:
+        a, b = (_constant_factor(i, like) for i in v.owner.inputs)
+        return None if a is None or b is None else a * b
+    return None
+
+
+def _scaled(var, single):
+    """(c, x) when var is c * x with c a product of real constants (through nested products and
+    negations, each read only here), else (1.0, var)."""
+    scale = 1.0
+    while var.owner is not None and single(var):
+        node = var.owner
+        if _name(node) == "neg":
+            scale, var = -scale, node.inputs[0]
+            continue
+        if _name(node) != "mul" or len(node.inputs) != 2:
+            break
+        a, b = node.inputs
+        factor = _constant_factor(a, b)
+        if factor is not None:
+            scale, var = scale * factor, b
+            continue
+        factor = _constant_factor(b, a)
+        if factor is None:
+            break
+        scale, var = scale * factor, a
+    return scale, var
+
+
+@register_graph_rule("specialize")
+def gemm_update(fgraph) -> int:
+    """W - c * Gemm{a, b}(k * W, A, B) -> Gemm{-c*a, 1 - c*b*k}(W, A, B) (and with +, or C = W):
+    an SGD step with an L2 term, `W - lr * (dot(X.T, G) + l2 * W)`, as one BLAS call that reads
+    and writes W once (in place when W is an update's old value), instead of three passes."""
+    from ..tensor.blas import Gemm
+
+    clients = fgraph.clients()
+
+    def single(var):
+        return len(clients.get(id(var), ())) == 1
+
+    replace = {}
+    for node in fgraph.toposort():
+        out = node.outputs[0]
+        if _name(node) not in ("add", "sub") or len(node.inputs) != 2 or out.ndim != 2 \
+                or out.dtype not in ("float32", "float64"):
+            continue
+        orders = [(0, 1), (1, 0)] if _name(node) == "add" else [(0, 1)]
+        for wi, gi in orders:
+            w, (c, g) = node.inputs[wi], _scaled(node.inputs[gi], single)
+            if g.owner is None or not isinstance(g.owner.op, Gemm) or not single(g) or w.type != out.type:
+                continue
+            k, base = _scaled(g.owner.inputs[0], single)
+            if base is not w:
+                continue
+            c = -c if _name(node) == "sub" else c
+            alpha, beta = c * g.owner.op.alpha, 1.0 + c * g.owner.op.beta * k
+            if alpha == 0 or not (np.isfinite(alpha) and np.isfinite(beta)):
+                continue
+            new = Gemm(alpha, beta)(w, *g.owner.inputs[1:])
+            if new.type == out.type:
+                replace[id(out)] = new
+                break
+    fgraph.replace_all(replace)
+    return len(replace)
+
+
 @register_node_rule("specialize")
 def softmax_as_kernels(node):
     """softmax / log_softmax -> max, then exp and sum, then one elementwise pass: C kernels (the
