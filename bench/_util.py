@@ -193,6 +193,73 @@ def interleaved_fresh(snippets, rounds):
     return out, errors
 
 
+_WORKER = """
+import json, sys, time
+sys.path.insert(0, {bench!r})
+import _util
+_util.setup_inprocess()
+import {module} as _m
+_step, _checks = _m.{factory}(*{args!r})
+print(json.dumps({{"ready": True, "checks": _checks}}), flush=True)
+for line in sys.stdin:
+    n = int(line)
+    t = time.perf_counter()
+    for _ in range(n):
+        _step()
+    print(json.dumps({{"t": (time.perf_counter() - t) / max(n, 1)}}), flush=True)
+"""
+
+
+class Worker:
+    """A candidate in a process of its own: `module.factory(*args)` (a bench script's function)
+    returns (a zero-argument step, JSON-able check values); `time(n)` runs n steps there and
+    returns the seconds per step. Libraries that load their own BLAS or thread pools then cannot
+    slow each other down through threads left spinning (one process per library, as users run)."""
+
+    def __init__(self, module, factory, *args, **env):
+        code = _WORKER.format(bench=BENCH, module=module, factory=factory, args=args)
+        self.proc = subprocess.Popen([sys.executable, "-c", code], stdin=subprocess.PIPE,
+                                     stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                     env=child_env(**env), cwd=REPO)
+        self.checks = self._reply()["checks"]
+
+    def _reply(self) -> dict:
+        while True:
+            line = self.proc.stdout.readline()
+            if not line:
+                tail = self.proc.stderr.read().strip().splitlines()[-1:]
+                raise RuntimeError((tail[0] if tail else "worker exited")[:300])
+            if line.startswith("{"):
+                return json.loads(line)
+
+    def time(self, n: int) -> float:
+        self.proc.stdin.write(f"{n}\n")
+        self.proc.stdin.flush()
+        return self._reply()["t"]
+
+    def close(self):
+        if self.proc.poll() is None:
+            self.proc.stdin.close()
+            self.proc.wait(timeout=30)
+
+
+def interleaved_workers(workers, rounds, number=1, warmup=1, pause=0.2):
+    """`interleaved` for Workers (name -> Worker): rounds rotate the order; between two
+    measurements a pause lets the previous process's BLAS / OpenMP threads stop spinning."""
+    import time as _time
+
+    names = list(workers)
+    for n in names:
+        workers[n].time(warmup)
+    out = {n: [] for n in names}
+    for r in range(rounds):
+        k = r % len(names)
+        for n in names[k:] + names[:k]:
+            _time.sleep(pause)
+            out[n].append(workers[n].time(number))
+    return out
+
+
 # ----------------------------------------------------------------- results
 
 class Section:

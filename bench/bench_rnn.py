@@ -83,6 +83,14 @@ def build(lib, model, params, mode=None):
     return lambda X, y, mask: f(X, y, mask)
 
 
+def candidate(lib, model, mode=None):
+    """For a Worker: (one training step on the problem's data, the losses of the first CHECK_STEPS)."""
+    X, y, mask, params = problem(model)
+    step = build(lib, model, params, mode)
+    losses = [float(step(X, y, mask)) for _ in range(CHECK_STEPS)]
+    return (lambda: step(X, y, mask)), losses
+
+
 def _sigmoid(z):
     return 1 / (1 + np.exp(-z))
 
@@ -168,15 +176,17 @@ def run():
         cands, err = {}, {}
         for label, lib, mode in (("gencomp", "gencomp", None), (PT_C, "pytensor", "CVM"),
                                  (PT_NUMBA, "pytensor", "NUMBA")):
-            try:
-                step = build(lib, model, params, mode)
-                got = [float(step(X, y, mask)) for _ in range(CHECK_STEPS)]
-                if not np.allclose(got, want, rtol=1e-4, atol=1e-4):
-                    raise AssertionError(f"losses {got} differ from numpy's {want}")
-                cands[label] = (lambda s=step: s(X, y, mask))
+            try:       # each library in a process of its own (see U.Worker)
+                worker = U.Worker("bench_rnn", "candidate", lib, model, mode)
+                if not np.allclose(worker.checks, want, rtol=1e-4, atol=1e-4):
+                    worker.close()
+                    raise AssertionError(f"losses {worker.checks} differ from numpy's {want}")
+                cands[label] = worker
             except Exception as ex:           # a baseline that does not build is reported, not fatal
                 err[label] = f"{type(ex).__name__}: {str(ex)[:300]}"
-        res = U.interleaved(cands, ROUNDS, number=NUMBER, warmup=2)
+        res = U.interleaved_workers(cands, ROUNDS, number=NUMBER, warmup=2)
+        for worker in cands.values():
+            worker.close()
         base = U.median(res[PT_NUMBA]) if res.get(PT_NUMBA) else None
         for label in cands:
             sec.row(model, *U.time_row(label, res[label], base))
@@ -189,8 +199,10 @@ def run():
                 for _ in range(3)]
         sec.target(f"{model} step: cold function() in a fresh process", U.fmt_time(U.median(cold)),
                    f"<= {COLD_TARGET} s", U.median(cold) <= COLD_TARGET, "issue 12")
-    sec.note(f"losses of the first {CHECK_STEPS} steps equal a numpy BPTT's to 1e-4; in one process, "
-             f"interleaved: {ROUNDS} rounds of {NUMBER} steps; BLAS on its default threads")
+    sec.note(f"losses of the first {CHECK_STEPS} steps equal a numpy BPTT's to 1e-4; each candidate in a process "
+             f"of its own (PyTensor's Numba backend calls scipy's OpenBLAS, gencomp numpy's: in one process the "
+             f"two thread pools spin against each other on 2 cores), interleaved: {ROUNDS} rounds of {NUMBER} "
+             f"steps; BLAS on its default threads")
     return sec
 
 

@@ -20,8 +20,8 @@ import math
 import numpy as np
 
 from .codegen.c import _accumulator
-from .codegen.cuda import (BLOCK, GEMM, UNROLL, copy_name, gemm_name, gpu_indexing, gpu_join, gpu_product,
-                           indexing_name)
+from .codegen.cuda import (BLOCK, CONV_GEOMETRY, GEMM, IMAGE_PARAMS, POOL_GEOMETRY, UNROLL, copy_name, gemm_name,
+                           gpu_image, gpu_indexing, gpu_join, gpu_product, image_name, indexing_name)
 from .codegen.lower import HostStep, ShapeError
 from .runtime import _KernelCall, _shape_function, check_error
 from .tensor.blas import Dot, Gemm, check_accumulator
@@ -178,6 +178,12 @@ def _host(value):
 def elementwise_grid(n: int, sm_count: int) -> int:
     """Blocks for a grid-stride loop over n elements: enough to cover them once, at most 32 per SM."""
     return max(1, min(-(-n // (BLOCK * UNROLL)), sm_count * 32))
+
+
+def image_grid(n: int, sm_count: int) -> int:
+    """Blocks for the image kernels (a window's loop per element): a thread per element, at most 32
+    blocks per SM (threads then loop over the grid)."""
+    return max(1, min(-(-n // BLOCK), sm_count * 32))
 
 
 def reduce_geometry(m: int, r: int, sm_count: int) -> tuple:
@@ -431,6 +437,134 @@ class _Join:
         return 0
 
 
+def conv_geometry(conv, x_shape, w_shape) -> dict | None:
+    """The geometry conv.cu.j2's kernels take (CONV_GEOMETRY) for x (*) w, as templates/c/conv.h.j2
+    computes it; None where the op's perform raises (channels differ, filters larger than the padded
+    image) or where the kernels have nothing to loop over (filters with no rows or columns)."""
+    (n, c, h, w), (k, c_w, fh, fw) = x_shape, w_shape
+    p = conv.c_params()
+    (sh, sw), (dh, dw) = p["stride"], p["dilation"]
+    eh, ew = dh * (fh - 1) + 1, dw * (fw - 1) + 1                 # the dilated filters
+    ph, pw = {0: (0, 0), 1: (eh - 1, ew - 1), 2: (eh // 2, ew // 2)}.get(p["border"], p["pad"])
+    if c_w != c or fh == 0 or fw == 0 or h + 2 * ph < eh or w + 2 * pw < ew:
+        return None
+    oh, ow = (h + 2 * ph - eh) // sh + 1, (w + 2 * pw - ew) // sw + 1
+    return dict(n=n, c=c, h=h, w=w, k=k, fh=fh, fw=fw, oh=oh, ow=ow, ph=ph, pw=pw, sh=sh, sw=sw, dh=dh, dw=dw,
+                flip=p["flip"])
+
+
+def pool_geometry(pool, images: tuple) -> dict:
+    """The geometry (POOL_GEOMETRY) of pool_2d over `images` (n, c, h, w: as _as_images sees x): the output's rows
+    and columns as Theano counts them (ignore_border: whole windows only), as perform does."""
+    p = pool.c_params()
+    (wh, ww), (sh, sw), (ph, pw) = p["ws"], p["stride"], p["pad"]
+    n, c, h, w = images
+
+    def count(size, window, stride):
+        if p["ignore_border"]:
+            return (size - window) // stride + 1 if size >= window else 0
+        return (size - window + stride - 1) // stride + 1 if size >= window else int(size > 0)
+
+    return dict(n=n, c=c, h=h, w=w, oh=count(h + 2 * ph, wh, sh), ow=count(w + 2 * pw, ww, sw),
+                wh=wh, ww=ww, sh=sh, sw=sw, ph=ph, pw=pw, mode=p["mode"])
+
+
+def filter_splits(size: int, rows: int, sm_count: int) -> tuple:
+    """(splits, chunk): the n*oh output rows summed into each of `size` filter elements, in `splits`
+    parts of `chunk` rows, so that the threads fill the GPU even for few filter elements."""
+    wanted = -(-sm_count * BLOCK * 8 // max(size, 1))
+    chunk = max(1, -(-rows // max(1, min(rows, wanted))))
+    return max(1, -(-rows // chunk)), chunk
+
+
+def _params_format(params) -> str:
+    return "".join("P" if "*" in p else "q" for p in params)
+
+
+def _as_images(a) -> tuple | None:
+    """(shape, byte strides) of `a` (ndim >= 2) seen as 4-d images (batch, channels, rows, columns):
+    missing leading dims have length 1, extra ones merge into the batch dim (a view, no copy);
+    None when their strides do not allow that."""
+    shape, strides = [1, 1, *a.shape][-max(4, len(a.shape)):], [0, 0, *a.strides][-max(4, len(a.shape)):]
+    while len(shape) > 4:
+        (n0, n1), (s0, s1) = shape[:2], strides[:2]
+        if n0 != 1 and n1 != 1 and s0 != s1 * n1:
+            return None
+        shape[:2], strides[:2] = [n0 * n1], [s1 if n1 != 1 else s0]
+    return tuple(shape), tuple(strides)
+
+
+class _Image:
+    """conv2d / pool_2d or one of their gradients run by the image kernels of templates/cuda/conv.cu.j2
+    (see codegen/cuda.gpu_image). Shapes are checked on the host first: where the op's perform would
+    raise (or the shapes are not the ones the kernels expect), the step runs as numpy on the host
+    instead, so the error is the op's own."""
+
+    def __init__(self, step, args, module, family, dtype):
+        self.step, self.node, self.family, self.dtype = step, step.node, family, np.dtype(dtype)
+        name = image_name(family, dtype)
+        self.fn = module.get_function(name).prepare(_params_format(IMAGE_PARAMS[family]))
+        if family == "conv2d_grad_filters":
+            finish = IMAGE_PARAMS[family + "_finish"]
+            self.finish = module.get_function(name + "_finish").prepare(_params_format(finish))
+
+    def run(self, vals, sm_count) -> int:
+        ins = [vals[i] for i in self.step.inputs]
+        found = self._conv(ins) if self.family.startswith("conv") else self._pool(ins)
+        if found is None:
+            return _on_host(self.step, vals)
+        shape, reads, sizes = found
+        cargs = []
+        for k in reads:                # the arrays the kernel reads go to the GPU (once: vals keeps them)
+            a = vals[self.step.inputs[k]] = _device(ins[k])
+            view = _as_images(a) if self.family.startswith("pool") else (a.shape, a.strides)
+            if view is None:
+                return _on_host(self.step, vals)           # leading dims that do not merge (rare)
+            cargs += [a.ptr, *view[1]]
+        out = DeviceArray(shape, self.dtype)
+        if out.alloc is not None:
+            self._launch(cargs, out, sizes, math.prod(shape), sm_count)
+        vals[self.step.outputs[0]] = out
+        return 0
+
+    def _conv(self, ins) -> tuple | None:
+        """(result shape, positions of the inputs the kernel reads, geometry), or None: run perform."""
+        op = self.node.op if self.family == "conv2d" else self.node.op.conv
+        geo = conv_geometry(op, ins[0].shape, ins[1].shape)
+        if geo is None:
+            return None                                    # perform raises the op's error
+        out = (geo["n"], geo["k"], geo["oh"], geo["ow"])
+        if self.family != "conv2d" and tuple(ins[2].shape) != out:
+            return None                                    # g is not the convolution's shape
+        shape, reads = {"conv2d": (out, (0, 1)), "conv2d_grad_input": (ins[0].shape, (1, 2)),
+                        "conv2d_grad_filters": (ins[1].shape, (0, 2))}[self.family]
+        return tuple(shape), reads, [geo[v] for v in CONV_GEOMETRY]
+
+    def _pool(self, ins) -> tuple | None:
+        """As _conv, for a pool (the leading dims of x seen as images and channels) or its gradient."""
+        op = self.node.op if self.family == "pool2d" else self.node.op.pool
+        lead = tuple(ins[0].shape[:-2])
+        geo = pool_geometry(op, (math.prod(lead[:-1]), math.prod(lead[-1:]), *ins[0].shape[-2:]))
+        pooled = (*lead, geo["oh"], geo["ow"])
+        if any(tuple(a.shape) != pooled for a in ins[1:]):
+            return None                                    # not the pool's output: numpy decides
+        shape = pooled if self.family == "pool2d" else tuple(ins[0].shape)
+        return shape, range(len(ins)), [geo[v] for v in POOL_GEOMETRY]
+
+    def _launch(self, cargs, out, sizes, total, sm_count) -> None:
+        block = (BLOCK, 1, 1)
+        if self.family != "conv2d_grad_filters":
+            self.fn.prepared_call((image_grid(total, sm_count), 1), block, *cargs, out.ptr, *sizes)
+            return
+        geo = dict(zip(CONV_GEOMETRY, sizes))
+        splits, chunk = filter_splits(total, geo["n"] * geo["oh"], sm_count)
+        part = out if splits == 1 else DeviceArray((splits * total,), self.dtype)
+        grid = (image_grid(splits * total, sm_count), 1)
+        self.fn.prepared_call(grid, block, *cargs, part.ptr, *sizes, splits, chunk)
+        if splits > 1:
+            self.finish.prepared_call((image_grid(total, sm_count), 1), block, part.ptr, out.ptr, total, splits)
+
+
 class _View:
     """A DimShuffle, basic indexing (ints, slices) or a reshape of a contiguous array, applied to a GPU
     array as a view: no copy, no trip to the host."""
@@ -511,6 +645,8 @@ class CudaRunner:
                     steps.append(_Product(step, self.args, module))
                 elif indexing:
                     steps.append(_Indexing(step, position, self.args, module, *indexing))
+                elif gpu_image(step, self.args):
+                    steps.append(_Image(step, self.args, module, *gpu_image(step, self.args)))
                 elif gpu_join(step, self.args):
                     steps.append(_Join(step, self.args, module, *gpu_join(step, self.args)))
                 elif isinstance(step.node.op, (DimShuffle, Reshape)) or type(step.node.op) is Subtensor:

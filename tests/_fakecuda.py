@@ -7,13 +7,25 @@ pointers are plain addresses. This checks, without a GPU, what the CUDA runtime 
 the host: argument layout and formats, host-side shape checks (a C kernel returning an
 error code means a check the runtime missed), transfers, host steps and launch geometry.
 It checks nothing that runs on the device.
+
+The image kernels (conv2d, pool_2d and their gradients, templates/cuda/conv.cu.j2) have no C
+twin with their parameters, but their threads never talk to each other (no shared memory,
+no atomics, no synchronization): the module's own CUDA source is compiled for the host by
+g++ with CUDA's built-in names defined (HOST_SHIM), and a launch runs every thread of the
+grid, one after the other. That does execute those kernels' code (indexing, windows,
+geometry), though not on a GPU (no concurrency, no device compiler).
 """
 
 from __future__ import annotations
 
 import ctypes
+import hashlib
+import re
+import shutil
 import struct
+import subprocess
 import sys
+import tempfile
 import types
 from pathlib import Path
 
@@ -57,6 +69,8 @@ class FakeFunction:
             return _gemm(self.name.removeprefix("gc_gemm_"), *args)
         if self.name.startswith(("gc_take_", "gc_add_")):
             return _indexing(*self.name.split("_")[1:3], args)
+        if self.name.startswith(HOST_KERNELS):
+            return self.fake.host_kernels(self.runner).launch(self.name, self.fmt, grid, block, args)
         if self.name.startswith("gc_copy_"):
             dtype = self.name.split("_")[2]
             shape, src_strides, dst_strides = args[2::3], args[3::3], args[4::3]
@@ -75,6 +89,66 @@ class FakeFunction:
             err = runner.errors[rc - 1]
             assert err.dim == -2, f"{base} returned check code {rc}: a check the CUDA runtime should have made"
             ctypes.c_int32.from_address(extra[-1]).value = rc        # as the kernel's *gc_error = code
+
+
+HOST_KERNELS = ("gc_conv2d_", "gc_pool2d_")        # kernels whose threads are independent: run on the host
+
+# CUDA's built-in names for a host build of a module (only the HOST_KERNELS are ever called)
+HOST_SHIM = """#include <stdint.h>
+#include <math.h>
+struct gc_dim3 { unsigned x, y, z; };
+static gc_dim3 blockIdx, threadIdx, blockDim, gridDim;
+#define __global__
+#define __device__
+#define __forceinline__ inline
+#define __launch_bounds__(n)
+#define __shared__ static
+static inline void __syncthreads() {}
+template <typename T> T __shfl_down_sync(unsigned, T v, int) { return v; }
+template <typename T> T atomicAdd(T *p, T v) { T old = *p; *p += v; return old; }
+"""
+
+# each kernel K gets K_launch(grid x, grid y, block x, K's parameters): every thread in turn
+LAUNCHER = """
+extern "C" void {name}_launch(unsigned gx, unsigned gy, unsigned bx, {params})
+{{
+    gridDim = {{gx, gy, 1}};
+    blockDim = {{bx, 1, 1}};
+    for (unsigned y = 0; y < gy; ++y)
+        for (unsigned x = 0; x < gx; ++x)
+            for (unsigned t = 0; t < bx; ++t) {{
+                blockIdx = {{x, y, 0}};
+                threadIdx = {{t, 0, 0}};
+                {name}({args});
+            }}
+}}
+"""
+_CTYPES = {"P": ctypes.c_void_p, "q": ctypes.c_int64, "f": ctypes.c_float, "d": ctypes.c_double}
+_HOST_BUILDS: dict = {}        # sha256 of the .cu source -> HostKernels (one g++ run per module and process)
+
+
+class HostKernels:
+    """A module's HOST_KERNELS compiled for the host from its .cu source."""
+
+    def __init__(self, cu_path):
+        source = Path(cu_path).read_text(encoding="utf-8")
+        kernels = re.findall(r'^extern "C" __global__ void __launch_bounds__\(\d+\) ((?:%s)\w*)\((.*)\)$'
+                             % "|".join(HOST_KERNELS), source, re.M)
+        launchers = [LAUNCHER.format(name=name, params=params,
+                                     args=", ".join(re.findall(r"(\w+)\s*(?:,|$)", params)))
+                     for name, params in kernels]
+        folder = Path(tempfile.mkdtemp(prefix="gencomp-fake-host-"))
+        (folder / "module.cpp").write_text(HOST_SHIM + source + "".join(launchers), encoding="utf-8")
+        cxx = shutil.which("g++") or shutil.which("c++")
+        subprocess.run([cxx, "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-w", "-o",
+                        str(folder / "module.so"), str(folder / "module.cpp")], check=True, capture_output=True)
+        self.lib = ctypes.CDLL(str(folder / "module.so"))
+
+    def launch(self, name, fmt, grid, block, args):
+        fn = getattr(self.lib, name + "_launch")
+        fn.argtypes = [ctypes.c_uint] * 3 + [_CTYPES[c] for c in fmt]
+        fn.restype = None
+        fn(grid[0], grid[1], block[0], *args)
 
 
 def _kernels_of(cpu_function):
@@ -160,6 +234,14 @@ class Fake:
         """Launches of `cuda_function`'s kernels replay through `cpu_function`'s C library."""
         fatbin = Path(cuda_function.source_path).with_name("module.fatbin").read_bytes()
         self.twins[fatbin] = _kernels_of(cpu_function)
+        self.twins[fatbin].cu_path = cuda_function.source_path
+
+    def host_kernels(self, runner) -> HostKernels:
+        """The HOST_KERNELS of the module whose C twin is `runner`, built on first use."""
+        key = hashlib.sha256(Path(runner.cu_path).read_bytes()).hexdigest()
+        if key not in _HOST_BUILDS:
+            _HOST_BUILDS[key] = HostKernels(runner.cu_path)
+        return _HOST_BUILDS[key]
 
     def modules(self) -> dict:
         fake = self

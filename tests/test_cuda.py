@@ -20,6 +20,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -29,9 +30,10 @@ import gencomp.tensor as T
 from _fakecuda import Fake
 from gencomp import function, shared
 from gencomp.compile import cache, nvcc
-from gencomp.runtime_cuda import CudaUnavailableError, elementwise_grid, reduce_geometry
+from gencomp.runtime_cuda import CudaUnavailableError, elementwise_grid, filter_splits, reduce_geometry
 from gencomp.tensor.elemwise import elemwise
 from gencomp.tensor.reduce import REDUCTIONS, ArgReduce, Reduce
+from gencomp.tensor.signal.pool import pool_2d
 from gencomp.tensor.table import ROWS
 
 HAVE_NVCC = shutil.which("nvcc") is not None or os.access("/usr/local/cuda/bin/nvcc", os.X_OK)
@@ -628,3 +630,231 @@ def test_concatenate_on_the_gpu(env, dtype, monkeypatch):
     assert len(downloads) == len(outs)                    # nothing came back to the host midway
     with pytest.raises(ValueError, match="concatenate"):
         f(xv, yv[:1])
+
+
+# ---------------------------------------------------------------- conv2d and pool_2d (templates/cuda/conv.cu.j2)
+
+# (border_mode, subsample, filter_flip, filter_dilation): every border mode, strides, both flips, dilation
+CONV_FORMS = [("valid", (1, 1), True, (1, 1)), ("full", (2, 3), False, (1, 1)), ("half", (1, 2), True, (2, 1)),
+              ((1, 2), (2, 2), False, (2, 2)), ((0, 3), (3, 1), True, (1, 1))]
+# (ws, stride, pad, ignore_border), each in every mode
+POOL_FORMS = [((2, 2), None, (0, 0), True), ((3, 2), None, (0, 0), False), ((3, 3), (2, 2), (1, 1), True),
+              ((2, 3), (1, 2), (0, 0), True), ((4, 4), None, (0, 0), False), ((3, 2), (2, 1), (2, 1), True)]
+POOL_MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
+IMAGE_TOL = {"float32": 1e-4, "float64": 1e-10}
+
+
+def conv_graph(dtype):
+    """Every CONV_FORM with its two gradients (of a cost that weighs each output element differently)."""
+    x, w = T.tensor4("x", dtype=dtype), T.tensor4("w", dtype=dtype)
+    outs = []
+    for border, subsample, flip, dilation in CONV_FORMS:
+        y = T.nnet.conv2d(x, w, border_mode=border, subsample=subsample, filter_flip=flip, filter_dilation=dilation)
+        outs += [y, *T.grad((y * y).sum() * 0.5, [x, w])]
+    return [x, w], outs
+
+
+def pool_graph(dtype):
+    """Every POOL_FORM in every mode, with its gradient."""
+    x = T.tensor4("x", dtype=dtype)
+    outs = []
+    for ws, stride, pad, ignore_border in POOL_FORMS:
+        for mode in POOL_MODES:
+            y = pool_2d(x, ws=ws, ignore_border=ignore_border, stride=stride, pad=pad, mode=mode)
+            outs += [y, T.grad((y * y).sum(), x)]
+    return [x], outs
+
+
+def _image_kernels(f) -> list:
+    """The conv2d / pool_2d kernels defined in a device='cuda' function's module."""
+    marker = 'extern "C" __global__ void __launch_bounds__(256) '
+    names = [line[len(marker):].split("(")[0] for line in f.source.splitlines() if line.startswith(marker)]
+    return sorted(name for name in names if name.startswith(("gc_conv2d", "gc_pool2d")))
+
+
+def test_conv_and_pool_compile_warning_free():
+    """Every conv2d and pool_2d form, forward and backward, both dtypes in one module: each image
+    kernel is rendered once per dtype, and nvcc compiles the module with warnings as errors."""
+    ins, outs = [], []
+    for dtype in FLOATS:
+        for graph in (conv_graph, pool_graph):
+            i, o = graph(dtype)
+            ins, outs = ins + i, outs + o
+    f = function(ins, outs, device="cuda")
+    meta = _check_entry(f)
+    want = sorted(f"gc_{family}_{dtype}{finish}" for dtype in FLOATS
+                  for family, finish in [("conv2d", ""), ("conv2d_grad_input", ""), ("conv2d_grad_filters", ""),
+                                         ("conv2d_grad_filters", "_finish"), ("pool2d", ""), ("pool2d_grad", "")])
+    assert _image_kernels(f) == want
+    assert sum(f"void {name}(" in meta["signature"] for name in want) == len(want)
+
+
+def test_image_kernels_only_for_what_the_plan_uses():
+    x = T.ftensor4("x")
+    assert _image_kernels(function([x], pool_2d(x, ws=(2, 2), ignore_border=True), device="cuda")) == \
+        ["gc_pool2d_float32"]
+    d, w = T.dtensor4("d"), T.dtensor4("w")
+    y = T.nnet.conv2d(d, w)
+    assert _image_kernels(function([d, w], [y, T.grad(y.sum(), w)], device="cuda")) == \
+        ["gc_conv2d_float64", "gc_conv2d_grad_filters_float64", "gc_conv2d_grad_filters_float64_finish"]
+    i = T.itensor4("i")                                # an integer pool stays a host step
+    assert _image_kernels(function([i], pool_2d(i, ws=(2, 2), ignore_border=True), device="cuda")) == []
+
+
+@pytest.mark.slow
+def test_image_kernels_source_is_deterministic(tmp_path):
+    """Same graph, same bytes: another process (another hash seed) renders the same module."""
+    script = (
+        "import hashlib, sys\n"
+        "sys.path.insert(0, %r)\n"
+        "import test_cuda\n"
+        "from gencomp import function\n"
+        "ins, outs = [], []\n"
+        "for dtype in ('float64', 'float32'):\n"
+        "    for graph in (test_cuda.pool_graph, test_cuda.conv_graph):\n"
+        "        i, o = graph(dtype)\n"
+        "        ins, outs = ins + i, outs + o\n"
+        "print(hashlib.sha256(function(ins, outs, device='cuda').source.encode()).hexdigest())\n"
+    ) % str(Path(__file__).parent)
+    digests = set()
+    for seed in ("1", "2"):
+        env = dict(os.environ, PYTHONHASHSEED=seed, GENCOMP_CACHE_DIR=str(tmp_path / seed))
+        proc = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, check=True)
+        digests.add(proc.stdout.strip())
+    assert len(digests) == 1
+
+
+def test_filter_gradient_splits():
+    assert filter_splits(10**6, 4000, 132) == (1, 4000)               # enough filter elements: one pass
+    splits, chunk = filter_splits(72, 4000, 132)                      # few: the rows split across threads
+    assert splits > 1 and splits * chunk >= 4000 > (splits - 1) * chunk
+    assert filter_splits(72, 0, 132) == (1, 1) and filter_splits(72, 3, 132) == (3, 1)
+
+
+def _image_launches(env, dtype) -> dict:
+    counts = {}
+    for name, _ in env.fake.launches:
+        if name.startswith(("gc_conv2d", "gc_pool2d")) and dtype in name:
+            counts[name] = counts.get(name, 0) + 1
+    return counts
+
+
+def _compare_images(got, want, dtype):
+    tol = IMAGE_TOL[dtype]
+    for k, (g, w) in enumerate(zip(got, want)):
+        assert g.dtype == w.dtype == np.dtype(dtype) and g.shape == w.shape, (k, g.dtype, g.shape, w.shape)
+        np.testing.assert_allclose(g, w, rtol=tol, atol=tol * max(1.0, float(np.nanmax(np.abs(w), initial=0))),
+                                   err_msg=f"output {k}")
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_conv2d_results(env, dtype):
+    """Every CONV_FORM and both its gradients on the GPU against numpy's perform, with a strided input."""
+    ins, outs = conv_graph(dtype)
+    f = env.function(ins, outs)
+    rng = np.random.default_rng(9)
+    xv = rng.standard_normal((3, 2, 18, 8)).astype(dtype)[:, :, ::2]            # not C-contiguous
+    wv = rng.standard_normal((4, 2, 3, 2)).astype(dtype)
+    _compare_images(f(xv, wv), _reference(ins, outs, [xv, wv]), dtype)
+    if env.fake is not None:           # every step ran its kernel (none fell back to numpy)
+        n = len(CONV_FORMS)
+        assert _image_launches(env, dtype) == {f"gc_conv2d_{dtype}": n, f"gc_conv2d_grad_input_{dtype}": n,
+                                               f"gc_conv2d_grad_filters_{dtype}": n,
+                                               f"gc_conv2d_grad_filters_{dtype}_finish": n}
+    empty = [xv[:0], wv]                                                         # no images
+    _compare_images(f(*empty), _reference(ins, outs, empty), dtype)
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_pool_results(env, dtype):
+    """Every POOL_FORM in every mode and its gradient on the GPU against numpy's perform: ties in the
+    windows (a max passes the gradient to every element equal to it), a NaN, a strided input."""
+    ins, outs = pool_graph(dtype)
+    f = env.function(ins, outs)
+    rng = np.random.default_rng(10)
+    xv = (rng.integers(-3, 4, (2, 3, 7, 18)) / 4).astype(dtype)[..., ::-2]     # many ties; a negative stride
+    xv[1, 2, 3, 4] = np.nan
+    _compare_images(f(xv), _reference(ins, outs, [xv]), dtype)
+    if env.fake is not None:
+        n = len(POOL_FORMS) * len(POOL_MODES)
+        assert _image_launches(env, dtype) == {f"gc_pool2d_{dtype}": n, f"gc_pool2d_grad_{dtype}": n}
+
+
+def test_pool_of_other_ranks_and_views(env):
+    """pool_2d pools the last two dims of any tensor: 2-d, 3-d, 5-d, and a transposed GPU array (a view)."""
+    x = T.tensor3("x")
+    e = T.exp(x)                                     # on the GPU: the dimshuffles below are views of it
+    five = e.reshape((2, 1, 3, 4, 5))
+    tilted = e.dimshuffle(1, 0, 2).dimshuffle("x", 0, 1, 2)
+    outs = []
+    for v in (e[0], e, five, tilted, e.dimshuffle(0, "x", 2, 1)):
+        y = pool_2d(v, ws=(2, 3), ignore_border=False, mode="average_exc_pad")
+        outs += [y, T.grad((y * y).sum(), x)]
+    f = env.function([x], outs)
+    xv = np.random.default_rng(11).uniform(-1, 1, (6, 4, 5))
+    _compare(f(xv), _reference([x], outs, [xv]))
+    if env.fake is not None:
+        assert _image_launches(env, "float64") == {"gc_pool2d_float64": 5, "gc_pool2d_grad_float64": 5}
+
+
+def test_large_images_loop_over_the_grid(env):
+    """More result elements than threads in the grid: each thread takes several (grid-stride loops)."""
+    if env.fake is not None:
+        env.fake.sm_count = 1                        # 32 blocks of 256 threads at most
+    x, w = T.ftensor4("x"), T.ftensor4("w")
+    y = T.nnet.conv2d(x, w, border_mode="half")
+    p = pool_2d(y, ws=(2, 2), ignore_border=True, mode="max")
+    outs = [p, *T.grad((p * p).sum(), [x, w])]
+    f = env.function([x, w], outs)
+    rng = np.random.default_rng(12)
+    xv, wv = rng.standard_normal((3, 2, 40, 41)).astype("float32"), rng.standard_normal((3, 2, 3, 3)).astype("float32")
+    _compare_images(f(xv, wv), _reference([x, w], outs, [xv, wv]), "float32")
+    if env.fake is not None:
+        assert max(grid[0] for _, grid in env.fake.launches) == 32
+
+
+def test_conv_and_pool_errors_match_the_cpu_backend(env):
+    """Shapes the ops refuse raise the op's own error before any launch, as on the CPU."""
+    x, w = T.dtensor4("x"), T.dtensor4("w")
+    y = T.nnet.conv2d(x, w)
+    outs = [y, *T.grad(y.sum(), [x, w])]
+    f, cpu = env.function([x, w], outs), function([x, w], outs)
+    rng = np.random.default_rng(13)
+    xv, wv = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
+    _compare(f(xv, wv), cpu(xv, wv))
+    for bad, match in [((xv, wv[:, :2]), "channels"), ((xv[:, :, :2], wv), "larger than")]:
+        before = len(env.fake.launches) if env.fake is not None else 0
+        with pytest.raises(ValueError, match=match) as on_cpu:
+            cpu(*bad)
+        with pytest.raises(ValueError, match=match) as on_cuda:
+            f(*bad)
+        assert str(on_cuda.value) == str(on_cpu.value)
+        if env.fake is not None:
+            assert len(env.fake.launches) == before
+
+
+def test_lenet_training_on_the_gpu_matches_the_cpu(env):
+    """A LeNet-style step (conv2d, tanh, max pool, dense softmax layer): the filters stay on the
+    device, and losses and parameters agree with the CPU over several steps."""
+    rng = np.random.default_rng(14)
+    xv, yv = rng.standard_normal((8, 1, 10, 10)), rng.integers(0, 3, 8)
+    start = {"w1": rng.standard_normal((4, 1, 3, 3)) * 0.3, "w2": rng.standard_normal((4 * 4 * 4, 3)) * 0.3}
+
+    def build(maker):
+        p = {name: shared(v.copy(), name=name) for name, v in start.items()}
+        x, y = T.dtensor4("x"), T.lvector("y")
+        h = pool_2d(T.tanh(T.nnet.conv2d(x, p["w1"])), ws=(2, 2), ignore_border=True)     # 10 -> 8 -> 4
+        probs = T.nnet.softmax(T.dot(h.flatten(2), p["w2"]))
+        loss = T.nnet.categorical_crossentropy(probs, y).mean()
+        grads = T.grad(loss, list(p.values()))
+        return maker([x, y], loss, updates=[(q, q - 0.2 * g) for q, g in zip(p.values(), grads)]), p
+
+    gpu, gp = build(env.function)
+    cpu, cp = build(function)
+    for _ in range(3):
+        np.testing.assert_allclose(float(gpu(xv, yv)), float(cpu(xv, yv)), rtol=1e-10)
+    for name in gp:
+        np.testing.assert_allclose(gp[name].get_value(), cp[name].get_value(), rtol=1e-9, atol=1e-12)
+    from gencomp.runtime_cuda import DeviceArray
+
+    assert type(gp["w1"]._value) is DeviceArray

@@ -198,6 +198,64 @@ GEMM_PARAMS = ["int64_t m", "int64_t n", "int64_t k", "{t} alpha", "const void *
                "int64_t c_s0", "int64_t c_s1"]
 
 
+def gpu_image(step, args) -> tuple | None:
+    """(family, dtype) when a conv2d / pool_2d step or one of their gradients runs as a GPU kernel of
+    templates/cuda/conv.cu.j2 (float32 or float64 throughout), else None."""
+    from ..tensor.conv import Conv2D, Conv2DGrad, Pool2D, Pool2DGrad
+
+    op = step.node.op
+    family = {Conv2D: "conv2d", Pool2D: "pool2d", Pool2DGrad: "pool2d_grad"}.get(type(op))
+    if type(op) is Conv2DGrad and op.wrt in ("input", "filters"):
+        family = f"conv2d_grad_{op.wrt}"
+    arrays = [args[i] for i in (*step.inputs, *step.outputs)]
+    found = {a.dtype for a in arrays}
+    if family is None or len(found) != 1 or not found <= {"float32", "float64"}:
+        return None
+    if any(len(a.broadcastable) != 4 for a in arrays) if family.startswith("conv") else \
+            any(len(a.broadcastable) < 2 for a in arrays):
+        return None
+    return family, found.pop()
+
+
+def image_name(family: str, dtype: str) -> str:
+    return f"gc_{family}_{dtype}"
+
+
+def _strided(*arrays) -> list:
+    return [p for a in arrays for p in (f"const void *{a}_raw", *(f"int64_t {a}_s{d}" for d in range(4)))]
+
+
+# the geometry of a convolution and of a pool, in the order the kernels take it (templates/cuda/conv.cu.j2)
+CONV_GEOMETRY = ("n", "c", "h", "w", "k", "fh", "fw", "oh", "ow", "ph", "pw", "sh", "sw", "dh", "dw", "flip")
+POOL_GEOMETRY = ("n", "c", "h", "w", "oh", "ow", "wh", "ww", "sh", "sw", "ph", "pw", "mode")
+_CONV, _POOL = [f"int64_t {v}" for v in CONV_GEOMETRY], [f"int64_t {v}" for v in POOL_GEOMETRY]
+IMAGE_PARAMS = {       # family -> kernel parameters: the arrays read (strided), the result, the geometry
+    "conv2d": [*_strided("x", "w"), "void *out_raw", *_CONV],
+    "conv2d_grad_input": [*_strided("w", "g"), "void *out_raw", *_CONV],
+    "conv2d_grad_filters": [*_strided("x", "g"), "void *part_raw", *_CONV, "int64_t splits", "int64_t chunk"],
+    "conv2d_grad_filters_finish": ["const void *part_raw", "void *out_raw", "int64_t size", "int64_t splits"],
+    "pool2d": [*_strided("x"), "void *out_raw", *_POOL],
+    "pool2d_grad": [*_strided("x", "y", "g"), "void *out_raw", *_POOL],
+}
+
+
+def _image_kernels(plan: Plan) -> tuple:
+    """The conv.cu.j2 context of the image kernels `plan` uses (per dtype, only the families it has),
+    and their (name, params)."""
+    used = {found for s in plan.steps if isinstance(s, HostStep) for found in [gpu_image(s, plan.args)] if found}
+    types, signatures = [], []
+    for dtype in sorted({d for _, d in used}):
+        kernels = []
+        for family in IMAGE_PARAMS:
+            base = family.removesuffix("_finish")
+            if (base, dtype) in used:
+                name = image_name(base, dtype) + family[len(base):]
+                kernels.append(dict(family=family, name=name, params=IMAGE_PARAMS[family]))
+                signatures.append((name, IMAGE_PARAMS[family]))
+        types.append(dict(ctype=dtypes.ctype(dtype), kernels=kernels))
+    return types, signatures
+
+
 def _declarations(signatures) -> list:
     return [f'extern "C" __global__ void {n}({", ".join(p)});' for n, p in signatures]
 
@@ -247,6 +305,10 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> CudaMod
         texts.append(render("cuda/gemm.cu.j2", g=dict(GEMM, name=gemm_name(dtype), ctype=ctype,
                                                       block=BLOCK)).rstrip("\n"))
         decls += _declarations([(gemm_name(dtype), [p.format(t=ctype) for p in GEMM_PARAMS])])
+    image_types, signatures = _image_kernels(plan)
+    if image_types:
+        texts.append(render("cuda/conv.cu.j2", g=dict(block=BLOCK, types=image_types)).rstrip("\n"))
+        decls += _declarations(signatures)
     source = render("cuda/module.cu.j2", key12=key[:12], name=comment_text(name),
                     graph_lines=[comment_text(line) for line in graph_lines], kernels=texts)
     return CudaModule(source, errors, [k.name for k in plan.kernels], checks, decls)
