@@ -91,6 +91,14 @@ def test_conv2d_shape_hints_are_checked():
         T.nnet.conv2d(x, w, input_shape=(3, 7, 6))
     f = gencomp.function([x, w], T.nnet.conv2d(x, w, input_shape=(None, 3, None, None), filter_shape=(4, 3, 3, 2)))
     np.testing.assert_allclose(f(XV, WV), loop_conv(XV, WV, (0, 0), (1, 1), True), rtol=1e-12)
+    # the hints are promises checked in C at call time (no host step), and at function() time for constants
+    assert [kind for kind, _ in f._runner.entry.order] == ["segment"]
+    with pytest.raises(ValueError, match=r"specified as \(\?, 3, \?, \?\)"):
+        f(XV[:, :2], WV[:, :2])
+    with pytest.raises(ValueError, match=r"specified as \(4, 3, 3, 2\)"):
+        f(XV, WV[:, :, :2])
+    with pytest.raises(ValueError, match="specified as"):
+        gencomp.function([w], T.nnet.conv2d(T.constant(XV), w, input_shape=(XV.shape[0] + 1, 3, None, None)))
 
 
 def test_conv2d_errors():

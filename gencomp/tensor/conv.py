@@ -13,6 +13,7 @@ import numpy as np
 
 from ..graph import Apply, Op
 from .type import TensorType
+from .shape import specify_shape
 from .variable import as_tensor_variable
 
 
@@ -190,6 +191,12 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
         if c_in is not None and c_f is not None and int(c_in) != int(c_f):
             raise ValueError(f"conv2d: input_shape {tuple(hint)} has {c_in} channels but filter_shape "
                              f"{tuple(filter_shape)} has {c_f}")
+    # the hints are promises: checked at call time (at function() time for constants), so a
+    # mismatch is a ValueError naming the shapes instead of a result for other shapes
+    if hint is not None and any(d is not None for d in tuple(hint)):
+        input = specify_shape(input, [None if d is None else int(d) for d in tuple(hint)])
+    if filter_shape is not None and any(d is not None for d in tuple(filter_shape)):
+        filters = specify_shape(filters, [None if d is None else int(d) for d in tuple(filter_shape)])
     return Conv2D(border_mode, subsample, filter_flip, filter_dilation)(input, filters)
 
 
