@@ -1,5 +1,6 @@
 """GPU benchmark of the CUDA backend: fused elementwise kernels and a sum on 10^8 float32 elements,
-and the tiled gemm kernel on two 4096 x 4096 float32 matrices (GFLOP/s; not a target).
+the tiled gemm kernel on two 4096 x 4096 float32 matrices (GFLOP/s; not a target), and a LeNet
+layer (conv2d, max pool and their gradients; ms per step, checked against numpy; not a target).
 
 Times are taken on the device (CUDA events around `--reps` launches, after a warm-up) and
 compared with the device-to-device copy bandwidth measured the same way (cuMemcpyDtoD).
@@ -16,10 +17,12 @@ import sys
 
 import numpy as np
 
+import gencomp
 import gencomp.tensor as T
 from gencomp import function
 from gencomp.runtime_cuda import DeviceArray, _init
 from gencomp.tensor.reduce import Reduce
+from gencomp.tensor.signal.pool import pool_2d
 
 
 def device_ms(drv, action, reps: int) -> float:
@@ -63,6 +66,7 @@ def main(argv=None) -> int:
     parser.add_argument("--n", type=int, default=10**8, help="elements per array (default 1e8)")
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--gemm", type=int, default=4096, help="size of the square matrices of the dot case")
+    parser.add_argument("--conv-batch", type=int, default=256, help="images per batch of the conv2d case")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     state = _init()
@@ -106,9 +110,15 @@ def main(argv=None) -> int:
     ok &= gemm["correct"]
     print(f"\ndot of two {args.gemm} x {args.gemm} float32 matrices (gc_gemm_float32): {gemm['ms']:.3f} ms, "
           f"{gemm['gflops']:.0f} GFLOP/s, matches numpy on sampled rows: {'yes' if gemm['correct'] else 'NO'}")
+    conv = _conv_case(drv, args.conv_batch, max(3, args.reps // 4), sm_count, rng)
+    ok &= conv["correct"]
+    print(f"\nLeNet layer, {conv['shape']} float32 images (*) {conv['filters']} filters, then a 2 x 2 max "
+          f"pool; forward and both gradients: {conv['ms']:.3f} ms, matches numpy: "
+          f"{'yes' if conv['correct'] else 'NO'}")
     if args.json:
         with open(args.json, "w") as fh:
-            figures = dict(device=name, n=n, reps=args.reps, copy_gbps=round(copy, 1), cases=rows, gemm=gemm)
+            figures = dict(device=name, n=n, reps=args.reps, copy_gbps=round(copy, 1), cases=rows, gemm=gemm,
+                           conv=conv)
             json.dump(figures, fh, indent=1)
     return 0 if ok else 1
 
@@ -124,6 +134,24 @@ def _gemm_case(drv, size: int, reps: int, sm_count: int, rng) -> dict:
     want = a_host[rows].astype(np.float64) @ b_host.astype(np.float64)
     correct = bool(np.allclose(out[rows], want, rtol=1e-3, atol=1e-3 * np.sqrt(size)))
     return dict(size=size, ms=round(ms, 4), gflops=round(2 * size**3 / ms / 1e6, 1), correct=correct)
+
+
+def _conv_case(drv, batch: int, reps: int, sm_count: int, rng) -> dict:
+    """LeNet's second layer (20 channels of 12 x 12 images, 50 filters of 5 x 5) and a max pool, with the
+    gradients of 0.5 * sum(pool ** 2) with respect to the images and the filters."""
+    shape, filters = (batch, 20, 12, 12), (50, 20, 5, 5)
+    x_host = rng.standard_normal(shape).astype(np.float32)
+    w_host = (rng.standard_normal(filters) * 0.1).astype(np.float32)
+    x, w = T.ftensor4("x"), T.ftensor4("w")
+    pooled = pool_2d(T.nnet.conv2d(x, w), ws=(2, 2), ignore_border=True)
+    outs = [pooled, *T.grad((pooled * pooled).sum() * 0.5, [x, w])]
+    f = function([x, w], outs, device="cuda")
+    ms, vals = kernel_ms(drv, f, [DeviceArray.from_host(x_host), DeviceArray.from_host(w_host)], reps, sm_count)
+    got = [vals[i].get() for i in f._runner.output_args]
+    want = gencomp.function([x, w], outs, device="py")(x_host, w_host)
+    correct = all(bool(np.allclose(g, r, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(r).max()))))
+                  for g, r in zip(got, want))
+    return dict(shape=list(shape), filters=list(filters), ms=round(ms, 4), correct=correct)
 
 
 def _check(label: str, out: np.ndarray, hx: np.ndarray, hy: np.ndarray) -> bool:

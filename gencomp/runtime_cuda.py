@@ -27,7 +27,7 @@ from .runtime import _KernelCall, _shape_function, check_error
 from .tensor.blas import Dot, Gemm, check_accumulator
 from .tensor.elemwise import DimShuffle
 from .tensor.reduce import Reduce
-from .tensor.shape import Reshape
+from .tensor.shape import Reshape, SpecifyShape
 from .tensor.subtensor import Subtensor, numpy_index
 
 
@@ -567,7 +567,8 @@ class _Image:
 
 class _View:
     """A DimShuffle, basic indexing (ints, slices) or a reshape of a contiguous array, applied to a GPU
-    array as a view: no copy, no trip to the host."""
+    array as a view: no copy, no trip to the host; a specify_shape (conv2d's shape hints) checks the
+    shape on the host and passes the GPU array on."""
 
     def __init__(self, step):
         self.step, self.node = step, step.node
@@ -576,7 +577,11 @@ class _View:
         x = vals[self.step.inputs[0]]
         if type(x) is not DeviceArray:
             return _on_host(self.step, vals)
-        if type(self.node.op) is Subtensor:
+        if type(self.node.op) is SpecifyShape:     # perform raises on another shape (on a stand-in of x)
+            stand_in = np.broadcast_to(np.zeros((), x.dtype), x.shape)
+            self.node.op.perform(self.node, [stand_in, *(_host(vals[i]) for i in self.step.inputs[1:])])
+            result = x
+        elif type(self.node.op) is Subtensor:
             result = _sliced(x, numpy_index(self.node.op.spec, [_host(vals[i]) for i in self.step.inputs[1:]]))
         elif isinstance(self.node.op, DimShuffle):
             order = self.node.op.new_order
@@ -649,7 +654,8 @@ class CudaRunner:
                     steps.append(_Image(step, self.args, module, *gpu_image(step, self.args)))
                 elif gpu_join(step, self.args):
                     steps.append(_Join(step, self.args, module, *gpu_join(step, self.args)))
-                elif isinstance(step.node.op, (DimShuffle, Reshape)) or type(step.node.op) is Subtensor:
+                elif isinstance(step.node.op, (DimShuffle, Reshape)) or type(step.node.op) in (Subtensor,
+                                                                                                SpecifyShape):
                     steps.append(_View(step))
                 else:
                     steps.append(step)          # numpy on the host (indexing, joins...)

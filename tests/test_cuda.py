@@ -439,10 +439,12 @@ def test_benchmark_script_runs(monkeypatch, tmp_path):
         return f
 
     monkeypatch.setattr(bench, "function", both)
-    assert bench.main(["--n", "100003", "--reps", "2", "--gemm", "130", "--json", str(tmp_path / "r.json")]) == 0
+    assert bench.main(["--n", "100003", "--reps", "2", "--gemm", "130", "--conv-batch", "2",
+                       "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())
     assert len(figures["cases"]) == 4 and all(c["correct"] for c in figures["cases"])
     assert figures["gemm"]["correct"] and figures["gemm"]["size"] == 130
+    assert figures["conv"]["correct"] and figures["conv"]["shape"] == [2, 20, 12, 12]
 
 
 def _count_copies(monkeypatch, name="memcpy_htod"):
@@ -858,3 +860,24 @@ def test_lenet_training_on_the_gpu_matches_the_cpu(env):
     from gencomp.runtime_cuda import DeviceArray
 
     assert type(gp["w1"]._value) is DeviceArray
+
+
+def test_conv_shape_hints_are_checked_on_the_gpu(env, monkeypatch):
+    """conv2d's input_shape / filter_shape hints (specify_shape) check shapes on the host without
+    bringing a GPU array back: the first layer's output feeds the second on the device."""
+    x, w1, w2 = T.dtensor4("x"), T.dtensor4("w1"), T.dtensor4("w2")
+    h = T.tanh(T.nnet.conv2d(x, w1))
+    y = T.nnet.conv2d(h, w2, input_shape=(None, 4, 6, 6), filter_shape=(2, 4, 3, 3))
+    f, cpu = env.function([x, w1, w2], y), function([x, w1, w2], y)
+    rng = np.random.default_rng(15)
+    args = [rng.standard_normal((2, 3, 8, 8)), rng.standard_normal((4, 3, 3, 3)), rng.standard_normal((2, 4, 3, 3))]
+    f(*args)
+    downloads = _count_copies(monkeypatch, "memcpy_dtoh")
+    _compare([f(*args)], [cpu(*args)])
+    assert len(downloads) == 1                                  # the result only
+    bad = [args[0][:, :, :7], *args[1:]]
+    with pytest.raises(ValueError, match="specify_shape") as on_cpu:
+        cpu(*bad)
+    with pytest.raises(ValueError, match="specify_shape") as on_cuda:
+        f(*bad)
+    assert str(on_cuda.value) == str(on_cpu.value)

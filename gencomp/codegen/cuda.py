@@ -211,8 +211,8 @@ def gpu_image(step, args) -> tuple | None:
     found = {a.dtype for a in arrays}
     if family is None or len(found) != 1 or not found <= {"float32", "float64"}:
         return None
-    if any(len(a.broadcastable) != 4 for a in arrays) if family.startswith("conv") else \
-            any(len(a.broadcastable) < 2 for a in arrays):
+    ranks = {len(a.broadcastable) for a in arrays}       # pools take any rank >= 2 (leading dims: images)
+    if ranks != {4} if family.startswith("conv") else min(ranks) < 2:
         return None
     return family, found.pop()
 
