@@ -138,11 +138,16 @@ class HostKernels:
                                      args=", ".join(re.findall(r"(\w+)\s*(?:,|$)", params)))
                      for name, params in kernels]
         folder = Path(tempfile.mkdtemp(prefix="gencomp-fake-host-"))
-        (folder / "module.cpp").write_text(HOST_SHIM + source + "".join(launchers), encoding="utf-8")
-        cxx = shutil.which("g++") or shutil.which("c++")
-        subprocess.run([cxx, "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-w", "-o",
-                        str(folder / "module.so"), str(folder / "module.cpp")], check=True, capture_output=True)
-        self.lib = ctypes.CDLL(str(folder / "module.so"))
+        try:
+            (folder / "module.cpp").write_text(HOST_SHIM + source + "".join(launchers), encoding="utf-8")
+            cxx = shutil.which("g++") or shutil.which("c++")
+            proc = subprocess.run([cxx, "-std=c++17", "-O1", "-ffp-contract=off", "-fPIC", "-shared", "-w",
+                                   "-o", str(folder / "module.so"), str(folder / "module.cpp")],
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, f"host build of {cu_path} failed:\n{proc.stderr}"
+            self.lib = ctypes.CDLL(str(folder / "module.so"))          # stays mapped once the file is gone
+        finally:
+            shutil.rmtree(folder, ignore_errors=True)
 
     def launch(self, name, fmt, grid, block, args):
         fn = getattr(self.lib, name + "_launch")

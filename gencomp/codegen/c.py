@@ -398,13 +398,19 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
                    chunk=CHUNK, **ectx, graph_lines=[comment_text(line) for line in graph_lines],
                    kernels=[kernels[k] for k in first], used=_helpers_called([kernels[k] for k in first]),
                    kernel_protos=[protos[k] for k in second])
-    files = {"module.c": render("c/module.c.j2", **context), "gencomp.h": render("c/runtime.h.j2", **context)}
+    files = {"module.c": _tidy(render("c/module.c.j2", **context)), "gencomp.h": render("c/runtime.h.j2", **context)}
     if second:
         files["kernels.c"] = render("c/kernels.c.j2", **dict(context, kernels=[kernels[k] for k in second],
                                                               used=_helpers_called([kernels[k] for k in second])))
     meta = {"name": name, "graph": graph_lines, "errors": error_records(errors),
             "entry_points": [seg["name"] for seg in ectx["segments"]]}
     return files, "\n".join(decls), meta
+
+
+def _tidy(text: str) -> str:
+    """No blank line inside a step of an entry point: a blank line only before a comment or a
+    declaration (the templates' macros end some lines twice)."""
+    return re.sub(r"\n\n(?=[ \t]+(?!/\*)\S)", "\n", text)
 
 
 SPLIT_LINES = 800        # kernel lines above which a module compiles as two translation units
