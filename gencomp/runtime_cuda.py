@@ -454,8 +454,8 @@ def conv_geometry(conv, x_shape, w_shape) -> dict | None:
 
 
 def pool_geometry(pool, images: tuple) -> dict:
-    """The geometry (POOL_GEOMETRY) of pool_2d over `images` (n, c, h, w: as _as_images sees x): the output's rows
-    and columns as Theano counts them (ignore_border: whole windows only), as perform does."""
+    """The geometry (POOL_GEOMETRY) of pool_2d over `images` (n, c, h, w: x as _as_images sees it):
+    the output's rows and columns as Theano counts them (ignore_border: whole windows only)."""
     p = pool.c_params()
     (wh, ww), (sh, sw), (ph, pw) = p["ws"], p["stride"], p["pad"]
     n, c, h, w = images

@@ -3,6 +3,7 @@ programs that write `theano.scan_module.until(cond)` or `from theano.scan_module
 
 A module, not a package, so that it ships with the `gencomp` package as it is listed."""
 
-from .scan import Scan, scan, until
+from .scan import scan, until
+from .scan_op import Scan
 
 __all__ = ["Scan", "scan", "until"]

@@ -16,7 +16,8 @@ import gencomp
 import gencomp.tensor as T
 from gencomp import function, shared
 from gencomp.graph import MissingInputError
-from gencomp.scan import LeadingLength, Scan, scan
+from gencomp.scan import scan
+from gencomp.scan_op import LeadingLength, Scan
 from gencomp.scan_module import until
 from gencomp.tensor.shared_randomstreams import RandomStreams
 

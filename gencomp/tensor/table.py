@@ -12,6 +12,7 @@ by the autodiff layer.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 from typing import Callable, Optional
 
@@ -42,6 +43,98 @@ def _sigmoid(x):
 
 def _softplus(x):
     return np.logaddexp(np.zeros((), x.dtype), x)
+
+
+def _math(fn, at_pole=np.inf):
+    """A numpy reference from a `math` function of one double (math.erf, math.lgamma, ...): C's
+    results where `math` raises (a pole gives `at_pole`, signed like the argument for gamma, an
+    overflow infinity of the result's sign)."""
+    def one(v):
+        try:
+            return fn(v)
+        except ValueError:       # a pole (0 and the negative integers)
+            return at_pole(v) if callable(at_pole) else at_pole
+        except OverflowError:
+            return np.inf
+
+    ufunc = np.frompyfunc(one, 1, 1)
+    return lambda x: np.asarray(ufunc(np.asarray(x, np.float64)), np.float64)
+
+
+def _gamma_pole(v):
+    return np.copysign(np.inf, v) if v == 0 else np.nan
+
+
+def _round_half_away(x):
+    """C's round(): halves away from zero, exact (x + 0.5 would round 0.49999999999999994 up)."""
+    whole = np.trunc(x)
+    with np.errstate(invalid="ignore"):           # inf - inf: the infinities stay as they are
+        return np.where(np.abs(x - whole) >= 0.5, whole + np.sign(x), whole)
+
+
+# psi (digamma) and tri_gamma, in double precision whatever the dtype: shifted by 10 by the recurrence
+# psi(x) = psi(x + 1) - 1/x, then the asymptotic series in r = 1/y**2 (y = x + 10; the first term
+# left out is below 1e-16), and for x < 0 the reflection formulas (period-1 argument, reduced
+# exactly). The C expression and the numpy reference are made from the same coefficients.
+_PSI_SERIES = (1 / 12, -1 / 120, 1 / 252, -1 / 240, 1 / 132, -691 / 32760, 1 / 12)     # B_2k / 2k
+_TRIGAMMA_SERIES = (1 / 6, -1 / 30, 1 / 42, -1 / 30, 5 / 66, -691 / 2730, 7 / 6)     # B_2k
+_PI = "3.141592653589793"
+
+
+def _horner(coefs, r: str) -> str:
+    text = repr(coefs[-1])
+    for c in reversed(coefs[:-1]):
+        text = f"({c!r} + {r} * {text})"
+    return text
+
+
+def _psi_c(v: str, trigamma: bool) -> str:
+    """psi(v) (or tri_gamma(v)) of a C double expression `v` >= 0, as one C expression."""
+    y = f"({v} + 10.0)"
+    r = f"(1.0 / ({y} * {y}))"
+    if trigamma:
+        head = f"1.0 / {y} + 0.5 * {r} + {r} * {_horner(_TRIGAMMA_SERIES, r)} / {y}"
+        return "(" + " + ".join([head, f"1.0 / ({v} * {v})"] +
+                                [f"1.0 / (({v} + {k}.0) * ({v} + {k}.0))" for k in range(1, 10)]) + ")"
+    head = f"log({y}) - 0.5 / {y} - {r} * {_horner(_PSI_SERIES, r)}"
+    return "(" + " - ".join([head, f"1.0 / {v}"] + [f"1.0 / ({v} + {k}.0)" for k in range(1, 10)]) + ")"
+
+
+_X = "((double){0})"
+PSI_C = (f"({_X} < 0 ? ({_X} == floor({_X}) ? NAN : {_psi_c(f'(1.0 - {_X})', False)} - {_PI} / "
+         f"tan({_PI} * ({_X} - floor({_X})))) : {_psi_c(_X, False)})")
+TRIGAMMA_C = (f"({_X} < 0 ? ({_X} == floor({_X}) ? INFINITY : {_PI} * {_PI} / (sin({_PI} * ({_X} - floor({_X})))"
+              f" * sin({_PI} * ({_X} - floor({_X})))) - {_psi_c(f'(1.0 - {_X})', True)}) : {_psi_c(_X, True)})")
+
+
+def _psi_np(v, trigamma: bool):
+    y = v + 10.0
+    r = 1.0 / (y * y)
+    series = 0.0
+    for c in reversed(_TRIGAMMA_SERIES if trigamma else _PSI_SERIES):
+        series = c + r * series
+    if trigamma:
+        out = 1.0 / y + 0.5 * r + r * series / y + 1.0 / (v * v)
+        for k in range(1, 10):
+            out = out + 1.0 / ((v + k) * (v + k))
+        return out
+    out = np.log(y) - 0.5 / y - r * series - 1.0 / v
+    for k in range(1, 10):
+        out = out - 1.0 / (v + k)
+    return out
+
+
+def _psi(x, trigamma=False):
+    x = np.asarray(x, np.float64)
+    with np.errstate(all="ignore"):
+        frac = x - np.floor(x)
+        if trigamma:
+            reflected = np.pi * np.pi / (np.sin(np.pi * frac) * np.sin(np.pi * frac)) - _psi_np(1.0 - x, True)
+        else:
+            reflected = _psi_np(1.0 - x, False) - np.pi / np.tan(np.pi * frac)
+        pole = np.inf if trigamma else np.nan
+        negative = np.where(x == np.floor(x), pole, reflected)
+        return np.where(x < 0, negative, _psi_np(x, trigamma))
 
 
 F, I, IU, ALL_REAL, NUM = "f", "i", "iu", "biuf", "iufc"
@@ -85,6 +178,25 @@ ROWS = [
     Scalar("floor",    1, np.floor,              {"biu": "{0}", F: "floor({0})"}, np.floor),
     Scalar("ceil",     1, np.ceil,               {"biu": "{0}", F: "ceil({0})"}, np.ceil),
     Scalar("round",    1, np.round,              {"iu": "{0}", F: "rint({0})"}, "same"),
+    Scalar("round_half_away_from_zero", 1, _round_half_away, {"iu": "{0}", F: "round({0})"}, "same"),
+    Scalar("trunc",    1, np.trunc,              {"biu": "{0}", F: "trunc({0})"}, np.trunc),
+    Scalar("arcsin",   1, np.arcsin,             {F: "asin({0})"}, np.arcsin),
+    Scalar("arccos",   1, np.arccos,             {F: "acos({0})"}, np.arccos),
+    Scalar("arctan",   1, np.arctan,             {F: "atan({0})"}, np.arctan),
+    Scalar("arctan2",  2, np.arctan2,            {F: "atan2({0}, {1})"}, np.arctan2),
+    Scalar("sinh",     1, np.sinh,               {F: "sinh({0})"}, np.sinh),
+    Scalar("cosh",     1, np.cosh,               {F: "cosh({0})"}, np.cosh),
+    Scalar("arcsinh",  1, np.arcsinh,            {F: "asinh({0})"}, np.arcsinh),
+    Scalar("arccosh",  1, np.arccosh,            {F: "acosh({0})"}, np.arccosh),
+    Scalar("arctanh",  1, np.arctanh,            {F: "atanh({0})"}, np.arctanh),
+    Scalar("deg2rad",  1, np.deg2rad,            {F: "{0} * 0.017453292519943295"}, np.deg2rad),
+    Scalar("rad2deg",  1, np.rad2deg,            {F: "{0} * 57.29577951308232"}, np.rad2deg),
+    Scalar("erf",      1, _math(math.erf),       {F: "erf({0})"}, np.sin),
+    Scalar("erfc",     1, _math(math.erfc),      {F: "erfc({0})"}, np.sin),
+    Scalar("gamma",    1, _math(math.gamma, _gamma_pole), {F: "tgamma({0})"}, np.sin),
+    Scalar("gammaln",  1, _math(math.lgamma),    {F: "lgamma({0})"}, np.sin),
+    Scalar("psi",      1, _psi,                  {F: PSI_C}, np.sin),
+    Scalar("tri_gamma", 1, lambda x: _psi(x, trigamma=True), {F: TRIGAMMA_C}, np.sin),
     Scalar("isnan",    1, np.isnan,              {"biu": "false", F: "isnan({0})",
                                                   "c": "(isnan(creal({0})) || isnan(cimag({0})))"}, np.isnan),
     Scalar("isinf",    1, np.isinf,              {"biu": "false", F: "isinf({0})",
@@ -122,6 +234,12 @@ def _zero(g, z, *xs):
     return tuple(_t().zeros_like(x) for x in xs)
 
 
+def _no_grad(name):
+    def grad(g, z, *xs):
+        raise NotImplementedError(f"{name} has no gradient (as in Theano)")
+    return grad
+
+
 GRADS = {
     "add": lambda g, z, x, y: (g, g),
     "sub": lambda g, z, x, y: (g, -g),
@@ -135,6 +253,24 @@ GRADS = {
     "neg": lambda g, z, x: (-g,),
     "abs": lambda g, z, x: (g * _t().sgn(x),),
     "sgn": _zero, "floor": _zero, "ceil": _zero, "round": _zero,
+    "round_half_away_from_zero": _zero, "trunc": _zero,
+    "arcsin": lambda g, z, x: (g / _t().sqrt(1 - x * x),),
+    "arccos": lambda g, z, x: (-g / _t().sqrt(1 - x * x),),
+    "arctan": lambda g, z, x: (g / (1 + x * x),),
+    "arctan2": lambda g, z, y, x: (g * x / (x * x + y * y), -g * y / (x * x + y * y)),
+    "sinh": lambda g, z, x: (g * _t().cosh(x),),
+    "cosh": lambda g, z, x: (g * _t().sinh(x),),
+    "arcsinh": lambda g, z, x: (g / _t().sqrt(x * x + 1),),
+    "arccosh": lambda g, z, x: (g / _t().sqrt(x * x - 1),),
+    "arctanh": lambda g, z, x: (g / (1 - x * x),),
+    "deg2rad": lambda g, z, x: (g * (np.pi / 180),),
+    "rad2deg": lambda g, z, x: (g * (180 / np.pi),),
+    "erf": lambda g, z, x: (g * (2 / np.sqrt(np.pi)) * _t().exp(-x * x),),
+    "erfc": lambda g, z, x: (g * (-2 / np.sqrt(np.pi)) * _t().exp(-x * x),),
+    "gamma": lambda g, z, x: (g * z * _t().psi(x),),
+    "gammaln": lambda g, z, x: (g * _t().psi(x),),
+    "psi": lambda g, z, x: (g * _t().tri_gamma(x),),
+    "tri_gamma": _no_grad("tri_gamma"),
     "exp": lambda g, z, x: (g * z,),
     "log": lambda g, z, x: (g / x,),
     "log2": lambda g, z, x: (g / (x * np.log(2.0)),),
