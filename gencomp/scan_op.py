@@ -130,6 +130,9 @@ class LeadingLength(Op):
     def __reduce__(self):
         return LeadingLength, (self.need, self.what)
 
+    def lowering(self, node) -> str:
+        return "leading_length"     # x's row itself, after the check
+
     def make_node(self, x):
         x = as_tensor_variable(x)
         return Apply(self, [x], [x.type])

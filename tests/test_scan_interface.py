@@ -186,6 +186,7 @@ def test_initial_value_too_short_for_the_taps():
     out, _ = scan(step, sequences=xs, outputs_info=dict(initial=x0, taps=[-3, -1]))
     assert any(isinstance(n.op, LeadingLength) for n in gencomp.graph.toposort([out]))
     f = function([x0, xs], out)
+    assert [kind for kind, _ in f._runner.entry.order] == ["segment"]     # the check and the loop in C
     assert f(np.ones((3, 2)), np.ones((2, 2))).shape == (2, 2)
     with pytest.raises(ValueError, match=r"output 0 \(taps \[-3, -1\]\) needs an initial value with at least "
                                          r"3 entries along its first axis .* but it has 2"):
