@@ -114,7 +114,7 @@ def _shape(plan, step, family, out, shapes) -> tuple:
         return tuple(1 if d == "x" else dim(x[0], d) for d in step.node.op.new_order)
     if family in ("rebroadcast", "specify_shape", "leading_length"):
         return shapes[x[0]]
-    if family == "shape_i":
+    if family in ("shape_i", "checked_length"):
         return ()
     if family == "blas":
         if len(x) == 3:                       # Gemm: C + alpha * dot(A, B)
@@ -207,9 +207,9 @@ def _place(plan, out, step_inplace, seg) -> dict:
 
 
 _IMAGES = ("conv2d", "conv2d_grad", "pool2d", "pool2d_grad")
-_PLACED = ("shape_i", "shape", "blas", "arange", "gather", "scatter", "inc_subtensor", "alloc", "join",
+_PLACED = ("shape_i", "checked_length", "shape", "blas", "arange", "gather", "scatter", "inc_subtensor", "alloc", "join",
            *_IMAGES)                                                                # they allocate their result
-_CHECKED = ("blas", "rebroadcast", "specify_shape", "leading_length", "arange", "gather", "scatter", "subtensor", "inc_subtensor", "reshape",
+_CHECKED = ("checked_length", "blas", "rebroadcast", "specify_shape", "leading_length", "arange", "gather", "scatter", "subtensor", "inc_subtensor", "reshape",
             "alloc", "join", *_IMAGES)                                              # ... check their inputs
 
 
@@ -242,6 +242,8 @@ def _step_context(plan, index, step, seg, kernel_calls, errors, comment, bodies)
         ctx["ones"] = [d for d, b in enumerate(node.op.pattern) if b and not plan.args[x[0]].broadcastable[d]]
     elif family == "shape_i":
         ctx["axes"] = list(node.op.axes)
+    elif family == "checked_length":
+        ctx["groups"] = [([(x[i], d) for i, d in pairs], one) for pairs, one in node.op.groups]
     elif family == "leading_length":
         ctx["need"] = node.op.need
     elif family == "specify_shape":

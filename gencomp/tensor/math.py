@@ -37,6 +37,66 @@ sgn = globals()["sgn"]
 sign = sgn
 bitwise_and, bitwise_or, bitwise_xor, bitwise_not = and_, or_, xor, invert   # noqa: F821
 not_ = invert                                                                # noqa: F821
+round_half_to_even = globals()["round"]         # numpy's rint: halves to the even neighbour
+
+_ROUND_MODES = {"half_to_even": round_half_to_even,
+                "half_away_from_zero": round_half_away_from_zero}            # noqa: F821
+
+
+def round(a, mode=None):  # noqa: A001  (Theano's name)
+    """Elementwise rounding, Theano's T.round: `mode` 'half_to_even' (the default, numpy's rint) or
+    'half_away_from_zero' (C's round). Integers are returned as they are."""
+    if mode is None:
+        mode = "half_to_even"
+    if mode not in _ROUND_MODES:
+        raise ValueError(f"round: mode must be one of {sorted(_ROUND_MODES)}, got {mode!r}")
+    return _ROUND_MODES[mode](a)
+
+
+def iround(a, mode=None):
+    """round(a, mode) as int64 (Theano's T.iround)."""
+    return cast(round(a, mode), "int64")
+
+
+def isclose(a, b, rtol=1.0e-5, atol=1.0e-8, equal_nan=False):
+    """Elementwise |a - b| <= atol + rtol * |b| (numpy.isclose, Theano's T.isclose): infinities are
+    close only to the same infinity; NaNs to each other only with `equal_nan`. `b` is taken as a
+    float (integers in float64), as numpy does."""
+    a, b = as_tensor_variable(a), as_tensor_variable(b)
+    if not (dtypes.is_float(b.dtype) or dtypes.is_complex(b.dtype)):
+        b = cast(b, "float64")
+    finite_b = invert(or_(isnan(b), isinf(b)))                                # noqa: F821
+    close = or_(and_(le(abs_(a - b), atol + rtol * abs_(b)), finite_b), eq(a, b))  # noqa: F821
+    if equal_nan:
+        close = or_(close, and_(isnan(a), isnan(b)))                            # noqa: F821
+    return close
+
+
+def allclose(a, b, rtol=1.0e-5, atol=1.0e-8, equal_nan=False):
+    """Whether every element of a is close to b (numpy.allclose, Theano's T.allclose): a boolean scalar."""
+    return all(isclose(a, b, rtol, atol, equal_nan))
+
+
+def largest(*args):
+    """The elementwise largest of its arguments (Theano's T.largest, like Python's max): for two,
+    switch(a > b, a, b), so a NaN in `a` gives `b`; for more, max(stack(args), axis=0)."""
+    if not args:
+        raise TypeError("largest() needs at least one argument")
+    if len(args) == 2:
+        a, b = args
+        return switch(gt(a, b), a, b)                                           # noqa: F821
+    return max(stack(args), axis=0)
+
+
+def smallest(*args):
+    """The elementwise smallest of its arguments (Theano's T.smallest): switch(a < b, a, b) for two,
+    min(stack(args), axis=0) for more."""
+    if not args:
+        raise TypeError("smallest() needs at least one argument")
+    if len(args) == 2:
+        a, b = args
+        return switch(lt(a, b), a, b)                                           # noqa: F821
+    return min(stack(args), axis=0)
 
 
 def switch(cond, ift, iff):

@@ -86,6 +86,9 @@ class CheckedLength(Op):
     def __reduce__(self):
         return CheckedLength, (self.groups,)
 
+    def lowering(self, node) -> str:
+        return "checked_length"
+
     def make_node(self, *tensors):
         tensors = [_as(t) for t in tensors]
         for pairs, _ in self.groups:
