@@ -187,3 +187,18 @@ def test_lenet_style_training_step():
     train = gencomp.function([x, y], loss, updates=[(v, v - 0.2 * g) for v, g in zip((w1, w2), T.grad(loss, [w1, w2]))])
     losses = [float(train(xv, yv)) for _ in range(30)]
     assert losses[-1] < 0.5 * losses[0]
+
+
+def test_max_pool_gradient_of_nan_and_inf_matches_the_reference():
+    """g * (x == max) as the numpy reference: a NaN or inf gradient reaches every element of its
+    window (NaN * 0), not only the maximum."""
+    from gencomp.tensor.signal.pool import pool_2d
+
+    x, g = T.dtensor4("x"), T.dtensor4("g")
+    out = pool_2d(x, ws=(2, 2), ignore_border=True)
+    dx = T.grad(None, x, known_grads={out: g})
+    f, ref = gencomp.function([x, g], dx), gencomp.function([x, g], dx, device="py")
+    X = np.arange(16.0).reshape(1, 1, 4, 4)
+    G = np.array([[[[np.nan, 1.0], [np.inf, -2.0]]]])
+    np.testing.assert_array_equal(f(X, G), ref(X, G))
+    assert np.isnan(f(X, G)[0, 0, 0, 0]) and np.isnan(f(X, G)[0, 0, 2, 0])
