@@ -370,6 +370,31 @@ def _shape_i_read(var):
 
 
 @register_graph_rule("canonicalize")
+def scan_unused_outputs(fgraph) -> int:
+    """A scan's stacked outputs that nothing reads and that are not states are no longer computed:
+    the step loses them (BPTT computes the gradient of every float sequence, e.g. an LSTM's mask,
+    whether or not it is asked for)."""
+    from ..scan_op import Scan
+
+    users = fgraph.clients()
+    pairs = {}
+    for node in fgraph.toposort():
+        op = node.op
+        if not isinstance(op, Scan):
+            continue
+        keep = [k for k, out in enumerate(node.outputs) if k < op.n_states or users.get(id(out))]
+        if len(keep) == len(node.outputs) or len(keep) == 0:
+            continue
+        inner = [op.inner_outputs[k] for k in keep] + (op.inner_outputs[-1:] if op.until else [])
+        new = Scan(op.inner_inputs, inner, op.n_seqs, op.n_states, op.go_backwards, op.until)(*node.inputs)
+        new = new if isinstance(new, list) else [new]
+        for k, out in zip(keep, new):
+            pairs[id(node.outputs[k])] = out
+    fgraph.replace_all(pairs)
+    return len(pairs)
+
+
+@register_graph_rule("canonicalize")
 def shape_of_shape_preserving(fgraph) -> int:
     """Theano's shape inference: the shape of an elementwise result, a dimshuffle, a reduction, a
     softmax or a dot is read from the shapes of their inputs, so `function([x], (x * x).shape)`
