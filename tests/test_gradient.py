@@ -136,9 +136,27 @@ DOMAIN = {
     "floor": lambda: [away_from_integers(SHAPE)],
     "ceil": lambda: [away_from_integers(SHAPE)],
     "round": lambda: [away_from_integers(SHAPE)],
+    "round_half_away_from_zero": lambda: [away_from_integers(SHAPE)],
+    "trunc": lambda: [away_from_integers(SHAPE)],
+    "arcsin": lambda: [uni(SHAPE, -0.9, 0.9)],
+    "arccos": lambda: [uni(SHAPE, -0.9, 0.9)],
+    "arctan": lambda: [uni(SHAPE, -3, 3)],
+    "arctan2": lambda: [signed(SHAPE, 0.2, 2.0), signed(SHAPE, 0.2, 2.0)],
+    "sinh": lambda: [uni(SHAPE)],
+    "cosh": lambda: [uni(SHAPE)],
+    "arcsinh": lambda: [uni(SHAPE, -3, 3)],
+    "arccosh": lambda: [uni(SHAPE, 1.2, 4.0)],
+    "arctanh": lambda: [uni(SHAPE, -0.9, 0.9)],
+    "deg2rad": lambda: [uni(SHAPE)],
+    "rad2deg": lambda: [uni(SHAPE)],
+    "erf": lambda: [uni(SHAPE)],
+    "erfc": lambda: [uni(SHAPE)],
+    "gamma": lambda: [uni(SHAPE, 0.3, 4.0)],
+    "gammaln": lambda: [uni(SHAPE, 0.3, 4.0)],
+    "psi": lambda: [uni(SHAPE, 0.3, 4.0)],
 }
 # rows that are not plain functions of float inputs, each tested on its own below
-SPECIAL = {"switch", "cast", "second", "stop_gradient"}
+SPECIAL = {"switch", "cast", "second", "stop_gradient", "tri_gamma"}   # tri_gamma: no gradient (Theano's)
 
 
 def _float_output(row) -> bool:

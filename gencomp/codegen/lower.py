@@ -156,7 +156,8 @@ def _input_label(var, position: int) -> str:
 
 # elementwise operations worth a store and a load rather than computing them twice
 COSTLY = frozenset({"exp", "exp2", "expm1", "log", "log2", "log10", "log1p", "tanh", "sigmoid", "softplus",
-                    "sin", "cos", "tan", "pow"})
+                    "sin", "cos", "tan", "pow", "erf", "erfc", "gamma", "gammaln", "psi", "tri_gamma",
+                    "arcsin", "arccos", "arctan", "arctan2", "sinh", "cosh", "arcsinh", "arccosh", "arctanh"})
 _MANY = "many"
 
 

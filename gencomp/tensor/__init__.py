@@ -86,6 +86,10 @@ from .subtensor import inc_subtensor, set_subtensor  # noqa: E402,F401
 from .shape import join, specify_shape  # noqa: E402,F401
 from . import extra_ops  # noqa: E402  (T.extra_ops.to_one_hot, ...)
 from .extra_ops import diag, diff, repeat, roll, tile, trace  # noqa: E402,F401
+from .extra_ops import (bincount, cumprod, diagonal, fill_diagonal, fill_diagonal_offset,  # noqa: E402,F401
+                        flatnonzero, mgrid, nonzero, nonzero_values, ogrid)
+from .sort import argsort, sort  # noqa: E402,F401  (theano.tensor.sort)
+from . import nlinalg, slinalg  # noqa: E402,F401  (T.nlinalg.det, T.slinalg.solve; T.sort is the function)
 
 
 def jacobian(expression, wrt, **kwargs):

@@ -110,10 +110,23 @@ class _TensorOps:
     def argmin(self, axis=None, keepdims=False): return _m().argmin(self, axis, keepdims)
     def flatten(self, ndim=1): return _m().flatten(self, ndim)
     def clip(self, lo, hi): return _m().clip(self, lo, hi)
-    def round(self): return _m().round(self)
+    def round(self, mode=None): return _m().round(self, mode)
     def any(self, axis=None, keepdims=False): return _m().any(self, axis, keepdims)
     def all(self, axis=None, keepdims=False): return _m().all(self, axis, keepdims)
     def squeeze(self, axis=None): return _m().squeeze(self, axis)
+    def sort(self, axis=-1, kind="quicksort", order=None): return _x("sort").sort(self, axis, kind, order)
+    def argsort(self, axis=-1, kind="quicksort", order=None):
+        return _x("sort").argsort(self, axis, kind, order)
+    def nonzero(self, return_matrix=False): return _x().nonzero(self, return_matrix)
+    def nonzero_values(self): return _x().nonzero_values(self)
+    def diagonal(self, offset=0, axis1=0, axis2=1): return _x().diagonal(self, offset, axis1, axis2)
+    def trace(self): return _x("nlinalg").trace(self)
+    def cumsum(self, axis=None): return _x().cumsum(self, axis)
+    def cumprod(self, axis=None): return _x().cumprod(self, axis)
+
+    def compress(self, a, axis=None):
+        """Theano's var.compress(a): extra_ops.compress with this variable as the condition."""
+        return _x().compress(self, a, axis=axis)
 
     def norm(self, L, axis=None):
         """The L-norm (Theano's x.norm(L, axis)): (sum |x|**L) ** (1/L); L=2 is the Euclidean norm."""
@@ -152,6 +165,13 @@ def _m():
     from . import math
 
     return math
+
+
+def _x(module="extra_ops"):
+    """gencomp.tensor.extra_ops (or another module of gencomp.tensor), imported when first used."""
+    import importlib
+
+    return importlib.import_module(f"gencomp.tensor.{module}")
 
 
 class TensorVariable(_TensorOps, Variable):
