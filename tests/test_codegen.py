@@ -61,6 +61,7 @@ def test_generated_source_is_warning_free(dtype, tmp_path):
     if dtype[0] in "iu":
         outs += [x // y, x % y, x ** y, abs(x), T.sgn(x), T.maximum(x, y), T.and_(x, y), ~x]
     if dtype.startswith("float"):
+        outs += [T.psi(x), T.tri_gamma(y), T.gammaln(x), T.erf(y)]
         outs += [T.exp(x), T.sigmoid(x), T.softplus(y), x // y, x % y, x / y, T.maximum(x, y),
                  T.switch(x > y, x, 2), T.cast(x, "int32"), T.round(x), T.sgn(x), T.clip(x, -1, 1)]
     if dtype.startswith("complex"):
