@@ -369,12 +369,16 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list, parallel: 
     from .entry import entry_context, plan_entry
 
     errors, kernels, calls, protos = [], [], {}, []
+    # a scan's step runs its kernels once per step on one step's (small) arrays: on one thread,
+    # and without the thread team's code, which would double what the compiler has to build
+    in_loops = {k.name for k in plan.kernels if k.name.startswith("gc_scan")}
     for kernel in plan.kernels:
+        threads = parallel and kernel.name not in in_loops
         if kernel.reduce is None:
-            ctx = elementwise_context(plan, kernel, errors, parallel=parallel)
+            ctx = elementwise_context(plan, kernel, errors, parallel=threads)
             text = render("c/elementwise.c.j2", k=ctx)
         elif isinstance(kernel.reduce, Reduce):
-            ctx = reduce_context(plan, kernel, errors, parallel=parallel)
+            ctx = reduce_context(plan, kernel, errors, parallel=threads)
             text = render("c/reduce.c.j2", k=ctx)
         else:
             ctx = argreduce_context(plan, kernel, errors)
