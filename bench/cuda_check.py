@@ -1,6 +1,9 @@
 """GPU benchmark of the CUDA backend: fused elementwise kernels and a sum on 10^8 float32 elements,
-the tiled gemm kernel on two 4096 x 4096 float32 matrices (GFLOP/s; not a target), and a LeNet
-layer (conv2d, max pool and their gradients; ms per step, checked against numpy; not a target).
+the tiled gemm kernel on two 4096 x 4096 float32 matrices (GFLOP/s; not a target), a LeNet
+layer (conv2d, max pool and their gradients; ms per step, checked against numpy; not a target), and
+an Elman RNN over a sequence with its BPTT gradient: two scans whose steps run on the GPU, called
+once per step from a host loop (ms per call, wall clock, beside the CPU backend's C loops; checked
+against numpy; not a target).
 
 Times are taken on the device (CUDA events around `--reps` launches, after a warm-up) and
 compared with the device-to-device copy bandwidth measured the same way (cuMemcpyDtoD).
@@ -14,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 
 import numpy as np
 
@@ -67,6 +71,8 @@ def main(argv=None) -> int:
     parser.add_argument("--reps", type=int, default=20)
     parser.add_argument("--gemm", type=int, default=4096, help="size of the square matrices of the dot case")
     parser.add_argument("--conv-batch", type=int, default=256, help="images per batch of the conv2d case")
+    parser.add_argument("--rnn", type=int, nargs=3, default=(100, 64, 256), metavar=("STEPS", "BATCH", "HIDDEN"),
+                        help="the RNN case: steps, batch and hidden size (default 100 64 256)")
     parser.add_argument("--json", default=None, help="also write the figures to this file")
     args = parser.parse_args(argv)
     state = _init()
@@ -115,10 +121,15 @@ def main(argv=None) -> int:
     print(f"\nLeNet layer, {conv['shape']} float32 images (*) {conv['filters']} filters, then a 2 x 2 max "
           f"pool; forward and both gradients: {conv['ms']:.3f} ms, matches numpy: "
           f"{'yes' if conv['correct'] else 'NO'}")
+    rnn = _rnn_case(*args.rnn, max(3, args.reps // 4), rng)
+    ok &= rnn["correct"]
+    print(f"\nElman RNN, {rnn['steps']} steps of a {rnn['batch']} x {rnn['hidden']} float32 state, forward and BPTT "
+          f"gradient (two scans, their steps on the GPU): {rnn['ms']:.1f} ms per call (CPU backend: "
+          f"{rnn['cpu_ms']:.1f} ms), matches numpy: {'yes' if rnn['correct'] else 'NO'}")
     if args.json:
         with open(args.json, "w") as fh:
             figures = dict(device=name, n=n, reps=args.reps, copy_gbps=round(copy, 1), cases=rows, gemm=gemm,
-                           conv=conv)
+                           conv=conv, rnn=rnn)
             json.dump(figures, fh, indent=1)
     return 0 if ok else 1
 
@@ -152,6 +163,39 @@ def _conv_case(drv, batch: int, reps: int, sm_count: int, rng) -> dict:
     correct = all(bool(np.allclose(g, r, rtol=1e-3, atol=1e-3 * max(1.0, float(np.abs(r).max()))))
                   for g, r in zip(got, want))
     return dict(shape=list(shape), filters=list(filters), ms=round(ms, 4), correct=correct)
+
+
+def _rnn_case(steps: int, batch: int, hidden: int, reps: int, rng) -> dict:
+    """h_t = tanh(x_t W + h_{t-1} U + b) over `steps` steps, and the gradient of a cost of every h_t
+    with respect to W, U, b and h0 (backpropagation through time: a scan running backwards). Both
+    loops call their step, compiled for the GPU, once per step from the host: wall-clock ms per call,
+    beside the same function on the CPU backend (its loops in C)."""
+    n_in = max(1, hidden // 2)
+    x, h0 = T.ftensor3("x"), T.fmatrix("h0")
+    params = [T.fmatrix("W"), T.fmatrix("U"), T.fvector("b")]
+    w, u, b = params
+    hs, _ = gencomp.scan(lambda x_t, h: T.tanh(T.dot(x_t, w) + T.dot(h, u) + b), sequences=x, outputs_info=h0)
+    cost = (hs * hs).mean() + hs[-1].sum()
+    outs = [cost, *T.grad(cost, [w, u, b, h0])]
+    values = [rng.standard_normal((steps, batch, n_in)).astype(np.float32),
+              (rng.standard_normal((batch, hidden)) * 0.1).astype(np.float32),
+              (rng.standard_normal((n_in, hidden)) / np.sqrt(n_in)).astype(np.float32),
+              (rng.standard_normal((hidden, hidden)) * 0.9 / np.sqrt(hidden)).astype(np.float32),
+              (rng.standard_normal(hidden) * 0.1).astype(np.float32)]
+    timings, results = {}, {}
+    for device in ("cuda", "cpu"):
+        f = function([x, h0, *params], outs, device=device)
+        args = [DeviceArray.from_host(v) for v in values] if device == "cuda" else values
+        results[device] = f(*args)                      # compiles the step functions; a warm-up
+        start = time.perf_counter()
+        for _ in range(reps):
+            f(*args)
+        timings[device] = (time.perf_counter() - start) / reps * 1e3
+    want = gencomp.function([x, h0, *params], outs, device="py")(*values)
+    correct = all(bool(np.allclose(g, r, rtol=1e-3, atol=1e-4 * max(1.0, float(np.abs(r).max()))))
+                  for g, r in zip(results["cuda"], want))
+    return dict(steps=steps, batch=batch, hidden=hidden, ms=round(timings["cuda"], 3),
+                cpu_ms=round(timings["cpu"], 3), correct=correct)
 
 
 def _check(label: str, out: np.ndarray, hx: np.ndarray, hy: np.ndarray) -> bool:

@@ -4,8 +4,14 @@ PyCUDA (the optional `cuda` extra) is imported on the first call, not when the f
 built, so a machine without it or without a GPU still renders and compiles (`.source`,
 `.source_path`, `.cache_key` work); calling the function there raises CudaUnavailableError.
 
+Each host step of the plan runs as its family says (codegen/cuda.step_family): products, integer
+indexing, joins, inc_subtensor, conv2d and pool_2d as the module's kernels; views (dimshuffle, basic indexing,
+reshape) of GPU memory; shape reads and shape checks on the host without moving data; a scan as
+a host loop calling its step, compiled for the GPU, once per step. Anything else is the op's
+numpy `perform` on host copies of its inputs.
+
 Arrays move only when needed: a numpy input is copied to the GPU when a kernel first reads
-it, a host step copies its inputs back to numpy, and outputs come back as numpy arrays.
+it, a numpy host step copies its inputs back, and outputs come back as numpy arrays.
 Shape checks (the same ShapeError list the C kernels return codes for) run on the host
 before each launch. Shared variables move to the GPU at the first call that reads them and
 stay there: their updates are left on the device (get_value copies back, set_value copies
@@ -20,15 +26,14 @@ import math
 import numpy as np
 
 from .codegen.c import _accumulator
-from .codegen.cuda import (BLOCK, CONV_GEOMETRY, GEMM, IMAGE_PARAMS, POOL_GEOMETRY, UNROLL, copy_name, gemm_name,
-                           gpu_image, gpu_indexing, gpu_join, gpu_product, image_name, indexing_name)
+from .codegen.cuda import (BLOCK, CONV_GEOMETRY, GEMM, IMAGE_PARAMS, POOL_GEOMETRY, UNROLL, CudaUnsupportedError,
+                           copy_name, gemm_name, gpu_image, gpu_inc, gpu_indexing, gpu_join, gpu_product, gpu_scan,
+                           image_name, indexing_name, step_family)
 from .codegen.lower import HostStep, ShapeError
 from .runtime import _KernelCall, _shape_function, check_error
-from .tensor.blas import Dot, Gemm, check_accumulator
-from .tensor.elemwise import DimShuffle
+from .tensor.blas import check_accumulator
 from .tensor.reduce import Reduce
-from .tensor.shape import Reshape, SpecifyShape
-from .tensor.subtensor import Subtensor, numpy_index
+from .tensor.subtensor import numpy_index
 
 
 class CudaUnavailableError(RuntimeError):
@@ -299,12 +304,12 @@ def _as_matrix(a: DeviceArray, vector_as: str) -> tuple:
 
 
 class _Product:
-    """A Dot or Gemm host step run by the module's tiled gemm kernel (see codegen/cuda.gpu_product)."""
+    """A product (family 'blas': dot, or gemm with its accumulator C first) run by the module's tiled
+    gemm kernel (see codegen/cuda.gpu_product)."""
 
-    def __init__(self, step, args, module):
+    def __init__(self, step, position, args, module, dtype):
         self.step, self.node = step, step.node
-        self.accumulate = isinstance(self.node.op, Gemm)
-        dtype = args[step.outputs[0]].dtype
+        self.accumulate = len(step.inputs) == 3          # beta * C + alpha * dot(A, B)
         self.dtype = np.dtype(dtype)
         real = "f" if dtype == "float32" else "d"
         self.fn = module.get_function(gemm_name(dtype)).prepare(f"qqq{real}PqqPqq{real}Pqq")
@@ -314,7 +319,7 @@ class _Product:
         ins = [_device(vals[i]) for i in self.step.inputs]
         c, a, b = ins if self.accumulate else (None, *ins)
         if (a.shape[-1] if len(a.shape) else 0) != b.shape[0]:
-            Dot().perform(self.node, [np.empty(a.shape, self.dtype), np.empty(b.shape, self.dtype)])  # raises
+            self.node.op.perform(self.node, [_stand_in(v) for v in ins])      # raises the op's error
         m, k, a_s0, a_s1 = _as_matrix(a, "row")
         k, n, b_s0, b_s1 = _as_matrix(b, "column")
         shape = tuple(a.shape[:-1]) + tuple(b.shape[1:])
@@ -347,7 +352,8 @@ class _Indexing:
     to numpy on the host, which explains the error.
     """
 
-    def __init__(self, step, position, args, module, kind, dtype, trailing):
+    def __init__(self, step, position, args, module, found):
+        kind, dtype, trailing = found
         self.step, self.node, self.kind, self.trailing = step, step.node, kind, trailing
         self.dtype = np.dtype(dtype)
         fmt = "P" + "qq" * trailing + "Pq" + ("P" if kind == "take" else "Pq" + "q" * trailing)
@@ -408,7 +414,8 @@ class _Indexing:
 class _Join:
     """concatenate on the GPU: each input copied (strided) into its slice of the result."""
 
-    def __init__(self, step, args, module, dtype, ndim):
+    def __init__(self, step, position, args, module, found):
+        dtype, ndim = found
         self.step, self.node, self.dtype = step, step.node, np.dtype(dtype)
         self.fn = module.get_function(copy_name(dtype, ndim)).prepare("PP" + "qqq" * ndim)
 
@@ -428,11 +435,52 @@ class _Join:
             n = part.shape[axis]
             target = _sliced(out, (slice(None),) * axis + (slice(start, start + n),))
             start += n
-            size = math.prod(part.shape)
-            if size:
-                dims = [v for d in range(len(total)) for v in (part.shape[d], part.strides[d], target.strides[d])]
-                self.fn.prepared_call((elementwise_grid(size, sm_count), 1), (BLOCK, 1, 1), part.ptr, target.ptr,
-                                      *dims)
+            _copy(self.fn, part, part.strides, target, sm_count)
+        vals[self.step.outputs[0]] = out
+        return 0
+
+
+def _copy(fn, src: DeviceArray, src_strides, dst: DeviceArray, sm_count: int) -> None:
+    """Launch a strided copy kernel of copy.cu.j2 (`fn`): dst = src, or dst += src, over dst's shape,
+    src read with `src_strides` (zeros where it is broadcast)."""
+    size = math.prod(dst.shape)
+    if size:
+        dims = [v for d in range(len(dst.shape)) for v in (dst.shape[d], src_strides[d], dst.strides[d])]
+        fn.prepared_call((elementwise_grid(size, sm_count), 1), (BLOCK, 1, 1), src.ptr, dst.ptr, *dims)
+
+
+class _IncSlice:
+    """inc_subtensor / set_subtensor of ints and slices (family 'inc_subtensor') on the GPU: x copied
+    (one device-to-device copy, or a strided copy), then y, broadcast, added or written into the
+    view x[index] of the copy. An index or a y that numpy would refuse runs as numpy on the host,
+    which raises the op's error."""
+
+    def __init__(self, step, position, args, module, found):
+        dtype, x_nd, v_nd = found
+        self.step, self.node = step, step.node
+        self.copy = module.get_function(copy_name(dtype, x_nd)).prepare("PP" + "qqq" * x_nd)
+        add = not self.node.op.set_instead
+        self.write = module.get_function(copy_name(dtype, v_nd, add)).prepare("PP" + "qqq" * v_nd)
+
+    def run(self, vals, sm_count) -> int:
+        ins = [vals[i] for i in self.step.inputs]
+        index = numpy_index(self.node.op.spec, [_host(v) for v in ins[2:]])
+        try:                                         # numpy's checks, on stand-ins
+            np.broadcast_to(_stand_in(ins[1]), _stand_in(ins[0])[index].shape)
+        except (IndexError, ValueError):
+            return _on_host(self.step, vals)
+        x = vals[self.step.inputs[0]] = _device(ins[0])
+        y = vals[self.step.inputs[1]] = _device(ins[1])
+        out = DeviceArray(x.shape, x.dtype)
+        if x.contiguous and out.alloc is not None:
+            _STATE["drv"].memcpy_dtod(out.ptr, x.ptr, math.prod(x.shape) * x.dtype.itemsize)
+        else:
+            _copy(self.copy, x, x.strides, out, sm_count)
+        view = _sliced(out, index)
+        if not view.shape:                           # one element: the 1-d kernel, over one
+            view = view.view((1,), (0,))
+        pad = len(view.shape) - len(y.shape)
+        _copy(self.write, y, [0] * pad + [0 if n == 1 else s for n, s in zip(y.shape, y.strides)], view, sm_count)
         vals[self.step.outputs[0]] = out
         return 0
 
@@ -500,7 +548,8 @@ class _Image:
     raise (or the shapes are not the ones the kernels expect), the step runs as numpy on the host
     instead, so the error is the op's own."""
 
-    def __init__(self, step, args, module, family, dtype):
+    def __init__(self, step, position, args, module, found):
+        family, dtype = found
         self.step, self.node, self.family, self.dtype = step, step.node, family, np.dtype(dtype)
         name = image_name(family, dtype)
         self.fn = module.get_function(name).prepare(_params_format(IMAGE_PARAMS[family]))
@@ -566,28 +615,24 @@ class _Image:
 
 
 class _View:
-    """A DimShuffle, basic indexing (ints, slices) or a reshape of a contiguous array, applied to a GPU
-    array as a view: no copy, no trip to the host; a specify_shape (conv2d's shape hints) checks the
-    shape on the host and passes the GPU array on."""
+    """A DimShuffle, basic indexing (ints, slices) or a reshape of a contiguous array (families
+    'dimshuffle', 'subtensor', 'reshape') applied to a GPU array as a view: no copy, no trip to the
+    host. Anything else (a host array, a reshape that must copy) is numpy's on the host."""
 
-    def __init__(self, step):
-        self.step, self.node = step, step.node
+    def __init__(self, step, family):
+        self.step, self.node, self.family = step, step.node, family
 
     def run(self, vals, sm_count) -> int:
         x = vals[self.step.inputs[0]]
         if type(x) is not DeviceArray:
             return _on_host(self.step, vals)
-        if type(self.node.op) is SpecifyShape:     # perform raises on another shape (on a stand-in of x)
-            stand_in = np.broadcast_to(np.zeros((), x.dtype), x.shape)
-            self.node.op.perform(self.node, [stand_in, *(_host(vals[i]) for i in self.step.inputs[1:])])
-            result = x
-        elif type(self.node.op) is Subtensor:
+        if self.family == "subtensor":
             result = _sliced(x, numpy_index(self.node.op.spec, [_host(vals[i]) for i in self.step.inputs[1:]]))
-        elif isinstance(self.node.op, DimShuffle):
+        elif self.family == "dimshuffle":
             order = self.node.op.new_order
             result = x.view([1 if d == "x" else x.shape[d] for d in order],
                             [0 if d == "x" else x.strides[d] for d in order])
-        else:                                    # Reshape: only a contiguous array keeps its memory
+        else:                                    # reshape: only a contiguous array keeps its memory
             target = [int(v) for v in np.atleast_1d(_host(vals[self.step.inputs[1]]))]
             known = math.prod(t for t in target if t != -1)
             if target.count(-1) == 1 and known > 0 and math.prod(x.shape) % known == 0:
@@ -598,6 +643,98 @@ class _View:
             result = x.view(target, _compact_strides(target, x.dtype.itemsize))
         vals[self.step.outputs[0]] = result
         return 0
+
+
+def _stand_in(value):
+    """A GPU array's stand-in for an op's `perform` that reads only its shape: a numpy array of
+    that shape and dtype holding no data (one zero, broadcast). Host values stand for themselves."""
+    return np.broadcast_to(np.zeros((), value.dtype), value.shape) if type(value) is DeviceArray else value
+
+
+class _ShapeRead:
+    """Ops that read only shapes, run as their `perform` on stand-ins of GPU arrays (nothing is
+    copied back): lengths ('shape', 'shape_i', 'checked_length', every input), or checks of x's
+    shape that then pass x itself on ('specify_shape', 'rebroadcast', 'leading_length': the other
+    inputs, the lengths x must have, are read as values)."""
+
+    def __init__(self, step, family):
+        self.step, self.node = step, step.node
+        self.passes_x = family in _CHECKED_VIEWS
+
+    def run(self, vals, sm_count) -> int:
+        ins = [vals[i] for i in self.step.inputs]
+        shapes_only = 1 if self.passes_x else len(ins)
+        results = self.node.op.perform(self.node, [_stand_in(v) for v in ins[:shapes_only]]
+                                       + [_host(v) for v in ins[shapes_only:]])       # raises the op's errors
+        for index, result in zip(self.step.outputs, [ins[0]] if self.passes_x else results):
+            vals[index] = result
+        return 0
+
+
+_VIEWS = ("dimshuffle", "subtensor", "reshape")
+_CHECKED_VIEWS = ("specify_shape", "rebroadcast", "leading_length")
+_SHAPE_READS = ("shape", "shape_i", "checked_length", *_CHECKED_VIEWS)
+
+
+class _Scan:
+    """A scan (family 'scan') whose step runs on the GPU. A host loop calls the step function
+    compiled for device='cuda' (Scan.step_function: results left on the device) once per step, on
+    views of GPU memory: the sequences' slices, the previous states (entries of the stacked
+    results), the non-sequences. Each step's results are copied device to device into stacks
+    allocated at the first step; only the stop condition (until) is read back each step. The
+    checks and their messages are Scan.perform's. A step the CUDA backend cannot compile (complex
+    numbers) runs as numpy `perform`, as a step with side effects does (codegen/cuda.gpu_scan)."""
+
+    def __init__(self, step, position, args, module, found):
+        self.step, self.op = step, step.node.op
+        self.dtypes = [np.dtype(args[i].dtype) for i in step.outputs]
+        try:
+            self.fn = self.op.step_function("cuda")
+        except CudaUnsupportedError:
+            self.fn = None
+
+    def run(self, vals, sm_count) -> int:
+        if self.fn is None:
+            return _on_host(self.step, vals)
+        op, x = self.op, self.step.inputs
+        n = int(np.asarray(_host(vals[x[0]])))
+        for i in x[1:]:                         # sequences, initial states, non-sequences: on the GPU once
+            vals[i] = _device(vals[i])
+        ns, nst = op.n_seqs, op.n_states
+        seqs, inits = [vals[i] for i in x[1:1 + ns]], [vals[i] for i in x[1 + ns:1 + ns + nst]]
+        rest = [vals[i] for i in x[1 + ns + nst:]]
+        op.check_steps(n, [s.shape[0] for s in seqs])
+        stacks, states, done = [None] * len(self.dtypes), inits, n
+        for t in range(n):
+            rows = [_sliced(s, (s.shape[0] - 1 - t if op.go_backwards else t,)) for s in seqs]
+            results = self.fn(*rows, *states, *rest)
+            for k in range(nst):
+                op.check_state(k, results[k].shape, inits[k].shape, t)
+            for k, dtype in enumerate(self.dtypes):
+                if stacks[k] is None:
+                    stacks[k] = DeviceArray((n, *results[k].shape), dtype)
+                _put(results[k], stacks[k], t)
+            states = [_sliced(stacks[k], (t,)) for k in range(nst)]
+            if op.until and bool(results[-1]):
+                done = t + 1
+                break
+        for k, (index, dtype) in enumerate(zip(self.step.outputs, self.dtypes)):
+            if n == 0:                          # no step: an empty stack of the state's (or a length-0) shape
+                like = inits[k].shape if k < nst else (0,) * (len(self.step.node.outputs[k].broadcastable) - 1)
+                stacks[k] = DeviceArray((0, *like), dtype)
+            vals[index] = stacks[k] if done == n else stacks[k].view((done, *stacks[k].shape[1:]), stacks[k].strides)
+        return 0
+
+
+def _put(result: DeviceArray, stack: DeviceArray, t: int) -> None:
+    """stack[t] = result: one device-to-device copy."""
+    if result.shape != stack.shape[1:]:
+        raise ValueError("all input arrays must have the same shape")       # numpy.stack's, as in perform
+    nbytes = math.prod(result.shape) * result.dtype.itemsize
+    if nbytes:
+        if not result.contiguous:        # never seen: a function's results are new C-contiguous arrays
+            result = DeviceArray.from_host(result.get())
+        _STATE["drv"].memcpy_dtod(_sliced(stack, (t,)).ptr, result.ptr, nbytes)
 
 
 def _sliced(x: DeviceArray, index: tuple) -> DeviceArray:
@@ -618,6 +755,27 @@ def _sliced(x: DeviceArray, index: tuple) -> DeviceArray:
             offset += (i % n) * stride
     rest = len(index)
     return x.view(shape + list(x.shape[rest:]), strides + list(x.strides[rest:]), offset)
+
+
+# family -> (what its GPU form needs, from codegen/cuda.py: None where the GPU leaves it to numpy,
+#            the runtime step that runs it)
+_GPU_FORMS = {"blas": (gpu_product, _Product), "gather": (gpu_indexing, _Indexing),
+              "scatter": (gpu_indexing, _Indexing), "join": (gpu_join, _Join),
+              "inc_subtensor": (gpu_inc, _IncSlice), "conv2d": (gpu_image, _Image), "conv2d_grad": (gpu_image, _Image),
+              "pool2d": (gpu_image, _Image), "pool2d_grad": (gpu_image, _Image), "scan": (gpu_scan, _Scan)}
+
+
+def _host_step(step, position, args, module):
+    """How a host step of the plan runs, chosen by its family: a GPU form, a view or a shape read
+    of GPU memory, else the step itself (numpy `perform` on host copies of its inputs)."""
+    family = step_family(step)
+    if family in _VIEWS:
+        return _View(step, family)
+    if family in _SHAPE_READS:
+        return _ShapeRead(step, family)
+    need, runs = _GPU_FORMS.get(family, (None, None))
+    found = need(step, args) if need is not None else None
+    return step if found is None else runs(step, position, args, module, found)
 
 
 class CudaRunner:
@@ -645,20 +803,7 @@ class CudaRunner:
         steps = []
         for position, step in enumerate(self.plan.steps):
             if isinstance(step, HostStep):
-                indexing = gpu_indexing(step, self.args)
-                if gpu_product(step, self.args):
-                    steps.append(_Product(step, self.args, module))
-                elif indexing:
-                    steps.append(_Indexing(step, position, self.args, module, *indexing))
-                elif gpu_image(step, self.args):
-                    steps.append(_Image(step, self.args, module, *gpu_image(step, self.args)))
-                elif gpu_join(step, self.args):
-                    steps.append(_Join(step, self.args, module, *gpu_join(step, self.args)))
-                elif isinstance(step.node.op, (DimShuffle, Reshape)) or type(step.node.op) in (Subtensor,
-                                                                                                SpecifyShape):
-                    steps.append(_View(step))
-                else:
-                    steps.append(step)          # numpy on the host (indexing, joins...)
+                steps.append(_host_step(step, position, self.args, module))
                 continue
             lo, hi = checks[step.name]
             steps.append(_Launch(step, self.args, module, self.errors, range(lo + 1, hi + 1), error_word))

@@ -2,7 +2,8 @@
 condition), its numpy reference (`perform`: the compiled step called once per step), and its
 gradient, backpropagation through time as a backwards scan. `gencomp.scan.scan` builds it from
 Theano's richer interface; a compiled function runs it as a C loop when its step has a C form
-(codegen/lower.py ScanStep)."""
+(codegen/lower.py ScanStep), and on device='cuda' as a host loop calling its step compiled for the
+GPU (step_function; runtime_cuda._Scan)."""
 
 from __future__ import annotations
 
@@ -38,7 +39,7 @@ class Scan(Op):
         self._key = sha256_key(canonical_lines(inner))[:16]
         # a step with a side effect (a random draw, a Print) is never run at compile time
         self.stateful = any(getattr(n.op, "stateful", False) for n in inner.toposort())
-        self._compiled = None
+        self._compiled = {}     # device -> the step compiled for it (step_function)
 
     def signature(self):
         return (f"Scan{{step={self._key}, sequences={self.n_seqs}, states={self.n_states}"
@@ -57,15 +58,42 @@ class Scan(Op):
         outs = [TensorType(o.dtype, (False,) + tuple(o.broadcastable)) for o in stacked]
         return Apply(self, [n_steps, *inputs], outs)
 
-    def _step(self):
-        if self._compiled is None:
-            from .config import config
-            from .function import function
+    def step_function(self, device):
+        """The step compiled as a function for `device` (None: config.device), once per op and device.
+        On 'cuda' the stacked results stay on the GPU (Out(on_device=True): DeviceArray), and only
+        the stop condition comes back to the host (runtime_cuda's loop over the steps calls it)."""
+        fn = self._compiled.get(device)
+        if fn is None:
+            from .function import Out, function
 
-            device = "cpu" if config.device == "cuda" else None     # the loop runs on the host
-            self._compiled = function(self.inner_inputs, self.inner_outputs, on_unused_input="ignore",
-                                      device=device)
-        return self._compiled
+            outs = list(self.inner_outputs)
+            if device == "cuda":
+                stacked = len(outs) - self.until
+                outs = [Out(o, on_device=True) for o in outs[:stacked]] + outs[stacked:]
+            fn = self._compiled[device] = function(self.inner_inputs, outs, on_unused_input="ignore",
+                                                   device=device)
+        return fn
+
+    def _step(self):
+        from .config import config
+
+        return self.step_function("cpu" if config.device == "cuda" else None)    # the loop runs on the host
+
+    def check_steps(self, n: int, lengths) -> None:
+        """ValueError unless n_steps `n` >= 0 and every sequence (`lengths`: their first axes) is long enough."""
+        if n < 0:
+            raise ValueError(f"scan: n_steps is {n}")
+        for k, length in enumerate(lengths):
+            if length < n:
+                raise ValueError(f"scan: sequence {k} has {length} entries, fewer than the {n} steps")
+
+    def check_state(self, k: int, new_shape, init_shape, t: int) -> None:
+        """ValueError if state k's new value (at step t) does not keep its initial value's shape."""
+        if tuple(new_shape) != tuple(init_shape):
+            raise ValueError(
+                f"scan: state {k} has shape {tuple(new_shape)} at step {t} but its initial value has "
+                f"shape {tuple(init_shape)} (the step's new value of {self.inner_inputs[self.n_seqs + k]!r} "
+                f"must keep the shape of the initial value)")
 
     def perform(self, node, inputs):
         n = int(inputs[0])
@@ -73,11 +101,7 @@ class Scan(Op):
         seqs = inputs[1:1 + ns]
         inits = inputs[1 + ns:1 + ns + nst]
         rest = inputs[1 + ns + nst:]
-        if n < 0:
-            raise ValueError(f"scan: n_steps is {n}")
-        for k, s in enumerate(seqs):
-            if s.shape[0] < n:
-                raise ValueError(f"scan: sequence {k} has {s.shape[0]} entries, fewer than the {n} steps")
+        self.check_steps(n, [s.shape[0] for s in seqs])
         if self.go_backwards:
             seqs = [s[::-1] for s in seqs]
         step = self._step()
@@ -89,11 +113,7 @@ class Scan(Op):
             results = results if isinstance(results, list) else [results]
             states = results[:nst]
             for k, (new, init) in enumerate(zip(states, inits)):
-                if np.shape(new) != np.shape(init):
-                    raise ValueError(
-                        f"scan: state {k} has shape {np.shape(new)} at step {t} but its initial value has "
-                        f"shape {np.shape(init)} (the step's new value of {self.inner_inputs[ns + k]!r} "
-                        f"must keep the shape of the initial value)")
+                self.check_state(k, np.shape(new), np.shape(init), t)
             for k in range(n_stacked):
                 collected[k].append(results[k])
             if self.until and bool(results[-1]):

@@ -8,12 +8,16 @@ the host: argument layout and formats, host-side shape checks (a C kernel return
 error code means a check the runtime missed), transfers, host steps and launch geometry.
 It checks nothing that runs on the device.
 
-The image kernels (conv2d, pool_2d and their gradients, templates/cuda/conv.cu.j2) have no C
-twin with their parameters, but their threads never talk to each other (no shared memory,
-no atomics, no synchronization): the module's own CUDA source is compiled for the host by
-g++ with CUDA's built-in names defined (HOST_SHIM), and a launch runs every thread of the
-grid, one after the other. That does execute those kernels' code (indexing, windows,
-geometry), though not on a GPU (no concurrency, no device compiler).
+The image kernels (conv2d, pool_2d and their gradients, templates/cuda/conv.cu.j2) and the
+strided copies (templates/cuda/copy.cu.j2: concatenation, inc_subtensor) have no C twin with
+their parameters, but their threads never talk to each other (no shared memory, no atomics, no
+synchronization): the module's own CUDA source is compiled for the host by g++ with CUDA's
+built-in names defined (HOST_SHIM), and a launch runs every thread of the grid, one after the
+other. That does execute those kernels' code (indexing, windows, geometry), though not on a GPU
+(no concurrency, no device compiler).
+
+A scan whose step runs on the GPU compiles that step as a function of its own (Scan.step_function):
+`install` registers each one with its C twin, the same step compiled for the CPU, as it is made.
 """
 
 from __future__ import annotations
@@ -71,11 +75,6 @@ class FakeFunction:
             return _indexing(*self.name.split("_")[1:3], args)
         if self.name.startswith(HOST_KERNELS):
             return self.fake.host_kernels(self.runner).launch(self.name, self.fmt, grid, block, args)
-        if self.name.startswith("gc_copy_"):
-            dtype = self.name.split("_")[2]
-            shape, src_strides, dst_strides = args[2::3], args[3::3], args[4::3]
-            _strided(args[1], shape, dst_strides, dtype)[...] = _strided(args[0], shape, src_strides, dtype)
-            return
         base = self.name.removesuffix("_finish").removesuffix("_serial")
         if self.name.endswith("_finish"):
             return                           # the block kernel replay below already wrote the result
@@ -91,7 +90,8 @@ class FakeFunction:
             ctypes.c_int32.from_address(extra[-1]).value = rc        # as the kernel's *gc_error = code
 
 
-HOST_KERNELS = ("gc_conv2d_", "gc_pool2d_")        # kernels whose threads are independent: run on the host
+# kernels whose threads are independent (each writes its own elements): run on the host
+HOST_KERNELS = ("gc_conv2d_", "gc_pool2d_", "gc_copy_", "gc_accumulate_")
 
 # CUDA's built-in names for a host build of a module (only the HOST_KERNELS are ever called)
 HOST_SHIM = """#include <stdint.h>
@@ -173,13 +173,15 @@ def _kernels_of(cpu_function):
 
 
 def _strided(address, shape, strides, dtype):
-    """A numpy view of host memory at `address` (what the fake's device memory is)."""
+    """A numpy view of host memory at `address` (what the fake's device memory is); strides may be
+    negative or zero."""
     dtype = np.dtype(dtype)
-    span = sum((n - 1) * s for n, s in zip(shape, strides)) + dtype.itemsize if all(shape) else 0
-    if span == 0:
+    if not all(shape):
         return np.empty(shape, dtype)
-    buf = (ctypes.c_char * span).from_address(address)
-    return np.lib.stride_tricks.as_strided(np.frombuffer(buf, dtype), shape, strides)
+    low = sum((n - 1) * s for n, s in zip(shape, strides) if s < 0)
+    span = sum((n - 1) * abs(s) for n, s in zip(shape, strides)) + dtype.itemsize
+    buf = (ctypes.c_char * span).from_address(address + low)
+    return np.ndarray(shape, dtype, buffer=buf, offset=-low, strides=strides)
 
 
 def _gemm(dtype, m, n, k, alpha, a, a_s0, a_s1, b, b_s0, b_s1, beta, c, c_s0, c_s1):
@@ -317,9 +319,22 @@ class Fake:
 
     def install(self, monkeypatch) -> "Fake":
         from gencomp import runtime_cuda
+        from gencomp.scan_op import Scan
 
         for name, module in self.modules().items():
             monkeypatch.setitem(sys.modules, name, module)
         monkeypatch.setattr(runtime_cuda, "_STATE", {})
         monkeypatch.setattr(runtime_cuda, "_release", lambda context: None)
+        compiled = Scan.step_function
+        fake = self
+
+        def step_function(op, device):
+            """A scan's step compiled for the GPU is registered with its C twin, the same step compiled
+            for the CPU (a function of the same graph: its top-level kernels have the same names)."""
+            f = compiled(op, device)
+            if device == "cuda":
+                fake.register(f, compiled(op, "cpu"))
+            return f
+
+        monkeypatch.setattr(Scan, "step_function", step_function)
         return self

@@ -12,6 +12,10 @@ Results are compared with numpy in two environments (the `env` fixture):
   through the C twin of the kernel, which checks the runtime's host side (argument layout,
   host shape checks, transfers, host steps, launch modes) but nothing on the device;
 * 'gpu' runs on the device, and is skipped, with the reason, without PyCUDA or a device.
+
+Scans (the forms tests/test_scan_loop.py uses, an RNN and an LSTM with their BPTT gradients) run
+their steps on the GPU, compiled as functions of their own and called from a host loop; host
+steps are picked by their family, never by their op's class.
 """
 
 from __future__ import annotations
@@ -26,10 +30,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+import gencomp
 import gencomp.tensor as T
 from _fakecuda import Fake
 from gencomp import function, shared
 from gencomp.compile import cache, nvcc
+from gencomp.graph import Apply, Op
 from gencomp.runtime_cuda import CudaUnavailableError, elementwise_grid, filter_splits, reduce_geometry
 from gencomp.tensor.elemwise import elemwise
 from gencomp.tensor.reduce import REDUCTIONS, ArgReduce, Reduce
@@ -435,16 +441,18 @@ def test_benchmark_script_runs(monkeypatch, tmp_path):
 
     def both(inputs, outputs, device):
         f = function(inputs, outputs, device=device)
-        fake.register(f, function(inputs, outputs, device="cpu"))
+        if device == "cuda":
+            fake.register(f, function(inputs, outputs, device="cpu"))
         return f
 
     monkeypatch.setattr(bench, "function", both)
-    assert bench.main(["--n", "100003", "--reps", "2", "--gemm", "130", "--conv-batch", "2",
+    assert bench.main(["--n", "100003", "--reps", "2", "--gemm", "130", "--conv-batch", "2", "--rnn", "4", "3", "6",
                        "--json", str(tmp_path / "r.json")]) == 0
     figures = json.loads((tmp_path / "r.json").read_text())
     assert len(figures["cases"]) == 4 and all(c["correct"] for c in figures["cases"])
     assert figures["gemm"]["correct"] and figures["gemm"]["size"] == 130
     assert figures["conv"]["correct"] and figures["conv"]["shape"] == [2, 20, 12, 12]
+    assert figures["rnn"]["correct"] and (figures["rnn"]["steps"], figures["rnn"]["hidden"]) == (4, 6)
 
 
 def _count_copies(monkeypatch, name="memcpy_htod"):
@@ -632,6 +640,36 @@ def test_concatenate_on_the_gpu(env, dtype, monkeypatch):
     assert len(downloads) == len(outs)                    # nothing came back to the host midway
     with pytest.raises(ValueError, match="concatenate"):
         f(xv, yv[:1])
+
+
+@pytest.mark.parametrize("dtype", FLOATS)
+def test_inc_and_set_subtensor_on_the_gpu(env, dtype, monkeypatch):
+    """inc_subtensor / set_subtensor of ints and slices (negative steps, a broadcast y, one element)
+    copy x and write y into the view of the copy on the GPU; errors are numpy's, as on the CPU."""
+    x, y, v = T.matrix("x", dtype=dtype), T.matrix("y", dtype=dtype), T.vector("v", dtype=dtype)
+    i = T.lscalar("i")
+    ex = T.exp(x)
+    outs = [T.inc_subtensor(ex[1:, ::-2], y), T.set_subtensor(ex.T[1:3], 0.5) * 2,
+            T.inc_subtensor(ex[i], v), T.set_subtensor(ex[i, -1], v[0]), T.inc_subtensor(x[:, 1:], v[1:])]
+    f = env.function([x, y, v, i], outs)
+    rng = np.random.default_rng(17)
+    xv, yv, vv = (rng.uniform(-1, 1, shape).astype(dtype) for shape in ((4, 5), (3, 3), (5,)))
+    args = [xv, yv, vv, 2]
+    f(*args)
+    downloads = _count_copies(monkeypatch, "memcpy_dtoh")
+    _compare(f(*args), _reference([x, y, v, i], outs, args))
+    assert len(downloads) == len(outs)                    # nothing came back to the host midway
+    if env.fake is not None:
+        names = {name for name, _ in env.fake.launches}
+        assert {f"gc_accumulate_{dtype}_2", f"gc_copy_{dtype}_2", f"gc_accumulate_{dtype}_1",
+                f"gc_copy_{dtype}_1"} <= names, names
+    cpu = function([x, y, v, i], outs)
+    for bad, error in [([xv, yv, vv, 7], IndexError), ([xv, yv[:2], vv, 2], ValueError)]:
+        with pytest.raises(error) as on_cpu:
+            cpu(*bad)
+        with pytest.raises(error) as on_cuda:
+            f(*bad)
+        assert str(on_cuda.value) == str(on_cpu.value)
 
 
 # ---------------------------------------------------------------- conv2d and pool_2d (templates/cuda/conv.cu.j2)
@@ -881,3 +919,275 @@ def test_conv_shape_hints_are_checked_on_the_gpu(env, monkeypatch):
     with pytest.raises(ValueError, match="specify_shape") as on_cuda:
         f(*bad)
     assert str(on_cuda.value) == str(on_cpu.value)
+
+
+# ---------------------------------------------------------------- scan: the step on the GPU, called from a host loop
+
+SCAN_TOL = {"float32": dict(rtol=2e-5, atol=1e-6), "float64": dict(rtol=1e-10, atol=1e-12)}
+
+
+def _scan_steps(f) -> tuple:
+    """(scans whose step runs on the GPU, scans run as numpy perform) of f's runtime steps."""
+    from gencomp.codegen.lower import HostStep
+    from gencomp.runtime_cuda import _Scan
+
+    scans = [s for s in f._runner.plan.steps if isinstance(s, HostStep) and s.node.op.lowering(s.node) == "scan"]
+    on_gpu = [s for s in f._runner.steps if isinstance(s, _Scan) and s.fn is not None]
+    return len(on_gpu), len(scans) - len(on_gpu)
+
+
+def _close(got, want, dtype="float64"):
+    got, want = (v if isinstance(v, list) else [v] for v in (got, want))
+    assert len(got) == len(want)
+    for k, (g, w) in enumerate(zip(got, want)):
+        g = np.asarray(g)
+        assert g.shape == np.shape(w) and g.dtype == np.asarray(w).dtype, (k, g.shape, np.shape(w), g.dtype)
+        np.testing.assert_allclose(g, w, err_msg=f"output {k}", **SCAN_TOL[dtype])
+
+
+def rnn_graph(go_backwards, dtype="float64", seed=0):
+    """tests/test_scan_loop.py's RNN: two states (one of them a sum), an output not fed back, and the
+    gradient (BPTT: a backwards scan) of a cost of all three with respect to weights, inputs, h0."""
+    rng = np.random.default_rng(seed)
+    w = shared((rng.standard_normal((4, 4)) * 0.4).astype(dtype), name="W")
+    u = shared(rng.standard_normal((3, 4)).astype(dtype), name="U")
+    x, h0, n = T.tensor3("x", dtype=dtype), T.matrix("h0", dtype=dtype), T.lscalar("n")
+
+    def step(x_t, h, total):
+        h_new = T.tanh(T.dot(x_t, u) + T.dot(h, w))
+        return h_new, total + h_new.sum(axis=1), (h_new[:, 1:] ** 2).sum()
+
+    (hs, totals, extra), _ = gencomp.scan(step, sequences=x, outputs_info=[h0, T.zeros((x.shape[1],), dtype=dtype),
+                                                                           None],
+                                          n_steps=n, go_backwards=go_backwards)
+    cost = (hs[-1] ** 2).sum() + totals.sum() * 0.1 + extra.sum()
+    return [x, h0, n], [hs, totals, extra], [cost, *T.grad(cost, [w, u, x, h0])]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_scan_rnn_forward_and_bptt_steps_on_the_gpu(env, go_backwards, monkeypatch):
+    """The forward scan and its gradient's backwards scan both run their steps on the GPU (products,
+    kernels, views, inc_subtensor); the numbers are the numpy reference's (device='py'), for several
+    n_steps and none. Neither loop brings anything back to the host: the transfers of a call do
+    not depend on the number of steps."""
+    ins, forward, grads = rnn_graph(go_backwards)
+    f = env.function(ins, forward + grads)
+    ref = function(ins, forward + grads, device="py")
+    rng = np.random.default_rng(1)
+    X, H0 = rng.standard_normal((5, 2, 3)), rng.standard_normal((2, 4))
+    counts = []
+    for steps in (5, 3, 1):
+        uploads, downloads = _count_copies(monkeypatch), _count_copies(monkeypatch, "memcpy_dtoh")
+        _close(f(X, H0, steps), ref(X, H0, steps))
+        counts.append((len(uploads), len(downloads)))
+    assert counts[1] == counts[2] and counts[1][1] == len(forward + grads), counts     # the first call: constants
+    assert _scan_steps(f) == (2, 0)
+    g = env.function(ins, forward)
+    _close(g(X, H0, 0), function(ins, forward, device="py")(X, H0, 0))       # no step: empty stacks
+    if env.fake is not None:
+        names = {name for name, _ in env.fake.launches}
+        assert "gc_gemm_float64" in names and any(n.startswith("gc_reduce_") for n in names)
+
+
+def test_scan_rnn_in_float32_with_outputs_left_on_the_device(env):
+    """float32 throughout; the sequence is a GPU array (another function's Out(on_device=True)
+    result) and the stacked states stay on the device too."""
+    from gencomp import Out
+    from gencomp.runtime_cuda import DeviceArray
+
+    ins, forward, _ = rnn_graph(False, "float32")
+    x = ins[0]
+    make = env.function([x], Out(x * 2, on_device=True))
+    f = env.function(ins, [Out(forward[0], on_device=True), *forward[1:]])
+    ref = function(ins, forward, device="py")
+    rng = np.random.default_rng(2)
+    X, H0 = rng.standard_normal((6, 3, 3)).astype("float32"), rng.standard_normal((3, 4)).astype("float32")
+    got = f(make(X), H0, 6)
+    assert type(got[0]) is DeviceArray
+    _close([got[0].get(), *got[1:]], ref(X * 2, H0, 6), "float32")
+
+
+def test_scan_step_results_of_several_dtypes_and_lengths_known_at_run_time(env):
+    """A step result sliced from a product (its lengths known only once computed), an integer state
+    and a float32 accumulator, as in tests/test_scan_loop.py."""
+    x = T.fmatrix("x")
+
+    def step(row, count, acc):
+        prod = T.outer(row, row)[1:, ::2]
+        return count + 1, acc + prod, prod.sum()
+
+    (counts, accs, sums), _ = gencomp.scan(
+        step, sequences=x, outputs_info=[T.constant(np.int32(0)), T.zeros((x.shape[1] - 1, (x.shape[1] + 1) // 2),
+                                                                          dtype="float32"), None])
+    f = env.function([x], [counts, accs, sums])
+    X = np.random.default_rng(3).standard_normal((6, 5)).astype(np.float32)
+    got, want = f(X), function([x], [counts, accs, sums], device="py")(X)
+    assert got[0].dtype == np.int32 and got[1].dtype == np.float32
+    np.testing.assert_array_equal(got[0], want[0])
+    _close(got[1:], want[1:], "float32")
+    assert _scan_steps(f) == (1, 0)
+
+
+def test_nested_scans_on_the_gpu(env):
+    """A scan inside the step of a scan, and the gradient: each step function runs its own loop."""
+    m = T.dmatrix("m")
+
+    def row_cumsum(row):
+        sums, _ = gencomp.scan(lambda v, s: s + v, sequences=row, outputs_info=T.constant(0.0))
+        return sums
+
+    out, _ = gencomp.scan(row_cumsum, sequences=m)
+    f = env.function([m], [out, T.grad(out.sum() * 1.5, m)])
+    M = np.random.default_rng(4).standard_normal((4, 5))
+    got = f(M)
+    _close(got, [np.cumsum(M, axis=1), 1.5 * np.arange(5, 0, -1) * np.ones((4, 1))])
+    assert _scan_steps(f)[1] == 0
+
+
+def test_scan_until_on_the_gpu(env):
+    """until: the condition comes back to the host after each step and stops the loop there; the
+    stacks are as long as the steps run."""
+    from gencomp.scan_module import until
+
+    x, lim = T.dvector("x"), T.dscalar("lim")
+
+    def step(a, s):
+        new = s + a
+        return [new, new * 2], until(new > lim)
+
+    (sums, doubled), _ = gencomp.scan(step, sequences=x, outputs_info=[T.constant(0.0), None])
+    f, ref = env.function([x, lim], [sums, doubled]), function([x, lim], [sums, doubled], device="py")
+    X = np.arange(6.0)
+    for bound in (3.0, 100.0, -1.0):
+        got = f(X, bound)
+        _close(got, ref(X, bound))
+        stop = next((k for k, v in enumerate(np.cumsum(X)) if v > bound), len(X) - 1)
+        np.testing.assert_array_equal(got[0], np.cumsum(X)[:stop + 1])
+    assert _scan_steps(f) == (1, 0)
+
+
+def test_scan_errors_match_the_cpu_backend(env):
+    """n_steps checks and a state that changes shape raise Scan.perform's messages, as on the CPU."""
+    x, n = T.dvector("x"), T.lscalar("n")
+    doubled, _ = gencomp.scan(lambda a: a * 2, sequences=x, n_steps=n)
+    f, cpu = env.function([x, n], doubled), function([x, n], doubled)
+    np.testing.assert_array_equal(f(np.arange(4.0), 2), [0.0, 2.0])
+    v = T.dvector("v")
+    grown, _ = gencomp.scan(lambda s: T.concatenate([s, s]), outputs_info=v, n_steps=2)
+    g, g_cpu = env.function([v], grown), function([v], grown)
+    for fn, fn_cpu, args, match in [(f, cpu, (np.arange(4.0), 6), "fewer than the 6 steps"),
+                                    (f, cpu, (np.arange(4.0), -1), "n_steps is -1"),
+                                    (g, g_cpu, (np.ones(2),), r"state 0 has shape \(4,\) at step 0")]:
+        with pytest.raises(ValueError, match=match) as on_cpu:
+            fn_cpu(*args)
+        with pytest.raises(ValueError, match=match) as on_cuda:
+            fn(*args)
+        assert str(on_cuda.value) == str(on_cpu.value)
+
+
+def test_scan_step_with_a_random_draw_runs_on_the_host(env):
+    """A step with side effects (a random draw) keeps the numpy path: the step compiled for the CPU."""
+    from gencomp.tensor.shared_randomstreams import RandomStreams
+
+    srng = RandomStreams(3)
+    v = T.dmatrix("v")
+    samples, _ = gencomp.scan(lambda s: srng.binomial(size=s.shape, n=1, p=T.nnet.sigmoid(s), dtype="float64"),
+                              outputs_info=v, n_steps=3)
+    f = env.function([v], samples * 2)
+    out = f(np.zeros((2, 3)))
+    assert out.shape == (3, 2, 3) and set(np.unique(out)) <= {0.0, 2.0}
+    assert _scan_steps(f) == (0, 1)
+
+
+def test_lstm_cell_steps_on_the_gpu(env):
+    """The lisa-lab LSTM cell (gates sliced from one product, a mask) and its gradient."""
+    rng = np.random.default_rng(5)
+    hidden = 3
+    U = shared(rng.standard_normal((hidden, 4 * hidden)) * 0.5, name="U")
+    m, below, h0 = T.dmatrix("m"), T.dtensor3("below"), T.dmatrix("h0")
+
+    def step(m_, x_, h_, c_):
+        pre = T.dot(h_, U) + x_
+        i, f, o = (T.nnet.sigmoid(pre[:, k * hidden:(k + 1) * hidden]) for k in range(3))
+        c = f * c_ + i * T.tanh(pre[:, 3 * hidden:])
+        c = m_[:, None] * c + (1. - m_)[:, None] * c_
+        h = m_[:, None] * (o * T.tanh(c)) + (1. - m_)[:, None] * h_
+        return h, c
+
+    (hs, cs), _ = gencomp.scan(step, sequences=[m, below], outputs_info=[h0, h0])
+    cost = (hs[-1] ** 2).sum() + cs.mean()
+    outs = [cost, *T.grad(cost, [U, below, h0])]
+    f = env.function([m, below, h0], outs)
+    M = (rng.random((6, 2)) > 0.3).astype(float)
+    B, H0 = rng.standard_normal((6, 2, 4 * hidden)), rng.standard_normal((2, hidden))
+    _close(f(M, B, H0), function([m, below, h0], outs, device="py")(M, B, H0))
+    assert _scan_steps(f) == (2, 0)
+
+
+def test_scan_taps_and_updates_on_the_gpu(env):
+    """Sequence taps and output taps (slices and a checked initial value around the loop), a shared
+    variable the step updates (a state), go_backwards over a sequence longer than n_steps."""
+    s, x0, k, n = T.dvector("s"), T.dvector("x0"), T.dscalar("k"), T.lscalar("n")
+    count = shared(np.float64(0.0), name="count")
+
+    def step(s_m1, s_p1, x_m3, x_m1, kk):
+        return 0.5 * x_m1 + 0.25 * x_m3 + s_m1 * s_p1 * kk, {count: count + 1}
+
+    xs, upd = gencomp.scan(step, sequences=dict(input=s, taps=[-1, 1]),
+                           outputs_info=dict(initial=x0, taps=[-3, -1]), non_sequences=k, n_steps=n,
+                           go_backwards=True)
+    outs = [xs, T.grad(xs.sum(), [s, x0, k])[0]]
+    f = env.function([s, x0, k, n], outs, updates=upd)
+    ref = function([s, x0, k, n], outs, device="py")
+    sv, x0v = np.array([1.0, 2.0, -1.0, 0.5, 3.0, 1.5, 0.25]), np.array([0.1, 0.2, 0.3])
+    _close(f(sv, x0v, 0.75, 4), ref(sv, x0v, 0.75, 4))
+    assert float(np.asarray(count.get_value())) == 4.0
+    with pytest.raises(ValueError, match="needs an initial value with at least 3 entries"):
+        f(sv, x0v[:2], 0.75, 4)
+    assert _scan_steps(f)[1] == 0
+
+
+# ---------------------------------------------------------------- host steps follow their family (issue 10)
+
+class _Times(Op):
+    """dot under another name: not a Dot, and numpy's on the CPU (lowering 'host'), but its family
+    says it is a product, which the GPU runs with its gemm kernel."""
+
+    def make_node(self, x, y):
+        return Apply(self, [x, y], [T.dot(x, y).type])
+
+    def perform(self, node, inputs):
+        return [np.dot(*inputs)]
+
+    def signature(self):
+        return "Times"
+
+    def family(self, node):
+        return "blas"
+
+
+def test_host_steps_run_by_family_not_by_op_class(env, monkeypatch):
+    """The GPU picks a host step's form from its family alone: an op of any class that says 'blas'
+    runs the gemm kernel; without CBLAS (the C backend then runs dot and conv2d as numpy: their
+    lowering is 'host') the GPU still runs dot, conv2d and its gradient as kernels."""
+    from gencomp.tensor import blas
+
+    x, w = T.dmatrix("x"), T.dmatrix("w")
+    f = env.function([x, w], _Times()(x, w) * 2)
+    rng = np.random.default_rng(16)
+    xv, wv = rng.standard_normal((5, 3)), rng.standard_normal((3, 4))
+    _compare([f(xv, wv)], [xv @ wv * 2])
+    assert "gc_gemm_float64" in f.source
+    monkeypatch.setattr(blas, "_cblas", lambda: False)
+    i, k = T.dtensor4("i"), T.dtensor4("k")
+    y = T.nnet.conv2d(i, k)
+    outs = [T.dot(x, w), y, T.grad((y * y).sum(), k)]
+    assert {o.owner.op.lowering(o.owner) for o in outs[:2]} == {"host"}
+    g = env.function([x, w, i, k], outs)
+    assert "gc_gemm_float64(" in g.source and "gc_conv2d_float64(" in g.source \
+        and "gc_conv2d_grad_filters_float64(" in g.source
+    iv, kv = rng.standard_normal((2, 2, 5, 5)), rng.standard_normal((3, 2, 2, 2))
+    _compare(g(xv, wv, iv, kv), _reference([x, w, i, k], outs, [xv, wv, iv, kv]))
+    if env.fake is not None:
+        names = {name for name, _ in env.fake.launches}
+        assert {"gc_gemm_float64", "gc_conv2d_float64", "gc_conv2d_grad_filters_float64"} <= names

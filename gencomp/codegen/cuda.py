@@ -6,6 +6,10 @@ templates/cuda/ add the grid-stride loops, the unflattening of a flat index into
 for strided or broadcast leaves, and block reductions with warp shuffles. The C kernels check
 shapes and return an error code; CUDA kernels cannot, so the same checks (the ShapeError list)
 run on the host before each launch (gencomp/runtime_cuda.py).
+
+Host steps are chosen by their family (step_family: what each op says of how it lowers), never by
+op class: gpu_product, gpu_indexing, gpu_join, gpu_inc, gpu_image and gpu_scan say which ones the
+GPU runs and what kernels they need; the runtime then only handles arguments and launches.
 """
 
 from __future__ import annotations
@@ -133,40 +137,39 @@ def argreduce_cuda_context(plan, kernel, errors) -> dict:
     return ctx
 
 
-def gpu_product(step, args) -> str | None:
-    """The dtype of a Dot / Gemm host step the GPU computes with the gemm kernel, else None
-    (batched, integer or mixed-dtype products run on the host)."""
-    from ..tensor.blas import Dot, Gemm
+def step_family(step) -> str:
+    """A host step's family, as the GPU sees it: the op's `family(node)` where it has one, else its
+    `lowering(node)` (codegen/entry.py); 'host': numpy on the host.
 
+    `family` is the form itself, for the few ops whose C lowering also depends on what only the C
+    side lacks or limits (no CBLAS: dot, gemm and conv2d run numpy on the host; the C templates
+    take 4-d pools and gathers leaving one dimension). The GPU runs those forms regardless."""
     op = step.node.op
-    if not isinstance(op, (Dot, Gemm)) or getattr(op, "batched", False):
-        return None
-    dtype = args[step.outputs[0]].dtype
-    if dtype not in ("float32", "float64") or any(args[i].dtype != dtype for i in step.inputs):
-        return None
-    return dtype
+    family = getattr(op, "family", None)
+    return family(step.node) if family is not None else op.lowering(step.node)
+
+
+def gpu_product(step, args) -> str | None:
+    """The dtype of a product the gemm kernel computes (family 'blas': float vectors and matrices of
+    one dtype; batched, integer and mixed-dtype products are 'host'), else None."""
+    return args[step.outputs[0]].dtype if step_family(step) == "blas" else None
 
 
 def gpu_indexing(step, args) -> tuple | None:
-    """('take' | 'add', dtype, trailing dims) when an integer-array indexing step (x[i, j] with 1-d
-    index arrays on the leading dims, or its float inc_subtensor) runs on the GPU, else None."""
-    from ..tensor.subtensor import AdvancedSubtensor, IncSubtensor
-
-    op = step.node.op
-    if type(op) is AdvancedSubtensor:
+    """('take' | 'add', dtype, trailing dims) when an integer-array indexing step (family 'gather':
+    x[i, j] with 1-d index arrays on the leading dims, or 'scatter': its inc_subtensor, of floats:
+    the kernel adds atomically) runs on the GPU, else None."""
+    family = step_family(step)
+    if family == "gather":
         kind, first_index = "take", 1
-    elif type(op) is IncSubtensor and not op.set_instead:
+    elif family == "scatter" and not step.node.op.set_instead:
         kind, first_index = "add", 2
     else:
         return None
     x = args[step.inputs[0]]
-    spec, indices = op.spec, step.inputs[first_index:]
-    if not spec or any(item[0] != "array" for item in spec) or len(indices) != len(spec) \
-            or any(len(args[i].broadcastable) != 1 or not dtypes.is_integer(args[i].dtype) for i in indices):
+    if kind == "add" and x.dtype not in ("float32", "float64"):
         return None
-    if dtypes.is_complex(x.dtype) or kind == "add" and x.dtype not in ("float32", "float64"):
-        return None
-    return kind, x.dtype, len(x.broadcastable) - len(spec)
+    return kind, x.dtype, len(x.broadcastable) - len(step.inputs[first_index:])
 
 
 def indexing_name(kind: str, dtype: str, position: int) -> str:
@@ -174,19 +177,47 @@ def indexing_name(kind: str, dtype: str, position: int) -> str:
 
 
 def gpu_join(step, args) -> tuple | None:
-    """(dtype, ndim) when a concatenation runs on the GPU (strided copies into the result), else None."""
-    from ..tensor.shape import Join
-
-    if not isinstance(step.node.op, Join):
-        return None
+    """(dtype, ndim) when a concatenation (family 'join') runs on the GPU (strided copies into the
+    result), else None."""
     out = args[step.outputs[0]]
-    if dtypes.is_complex(out.dtype) or not out.broadcastable:
+    if step_family(step) != "join" or not out.broadcastable:
         return None
     return out.dtype, len(out.broadcastable)
 
 
-def copy_name(dtype: str, ndim: int) -> str:
-    return f"gc_copy_{dtype}_{ndim}"
+def gpu_inc(step, args) -> tuple | None:
+    """(dtype, x's ndim, the view's ndim) when inc_subtensor / set_subtensor of a basic index (family
+    'inc_subtensor': ints and slices) runs on the GPU: x copied, then y (broadcast) added or written
+    into the view of the copy by the strided copy kernels (a 0-d view is seen as 1-d), else None."""
+    if step_family(step) != "inc_subtensor":
+        return None
+    x = args[step.inputs[0]]
+    ints = sum(item[0] == "int" for item in step.node.op.spec)
+    return (x.dtype, len(x.broadcastable), max(1, len(x.broadcastable) - ints)) if x.broadcastable else None
+
+
+def gpu_scan(step, args) -> bool | None:
+    """True when a scan (family 'scan') runs its step on the GPU: the step compiled as a function of
+    its own for device='cuda', called once per step by the runtime's loop (nothing to render here).
+    None: a step with side effects (a random draw, a Print) runs as the op's numpy `perform`."""
+    return True if step_family(step) == "scan" and not step.node.op.stateful else None
+
+
+def copy_name(dtype: str, ndim: int, add: bool = False) -> str:
+    return f"gc_{'accumulate' if add else 'copy'}_{dtype}_{ndim}"
+
+
+def _copy_kernels(plan: Plan) -> set:
+    """(dtype, ndim, add) of the strided copy kernels of the plan's joins and inc_subtensors."""
+    found = set()
+    for step in plan.steps:
+        join = gpu_join(step, plan.args) if isinstance(step, HostStep) else None
+        inc = gpu_inc(step, plan.args) if isinstance(step, HostStep) else None
+        if join:
+            found.add((*join, False))
+        if inc:
+            found |= {(inc[0], inc[1], False), (inc[0], inc[2], not step.node.op.set_instead)}
+    return found
 
 
 def gemm_name(dtype: str) -> str:
@@ -199,22 +230,16 @@ GEMM_PARAMS = ["int64_t m", "int64_t n", "int64_t k", "{t} alpha", "const void *
 
 
 def gpu_image(step, args) -> tuple | None:
-    """(family, dtype) when a conv2d / pool_2d step or one of their gradients runs as a GPU kernel of
-    templates/cuda/conv.cu.j2 (float32 or float64 throughout), else None."""
-    from ..tensor.conv import Conv2D, Conv2DGrad, Pool2D, Pool2DGrad
-
-    op = step.node.op
-    family = {Conv2D: "conv2d", Pool2D: "pool2d", Pool2DGrad: "pool2d_grad"}.get(type(op))
-    if type(op) is Conv2DGrad and op.wrt in ("input", "filters"):
-        family = f"conv2d_grad_{op.wrt}"
-    arrays = [args[i] for i in (*step.inputs, *step.outputs)]
-    found = {a.dtype for a in arrays}
-    if family is None or len(found) != 1 or not found <= {"float32", "float64"}:
+    """(kernel family, dtype) when a conv2d / pool_2d step or one of their gradients (families
+    'conv2d', 'conv2d_grad', 'pool2d', 'pool2d_grad': float images of one dtype) runs as a GPU
+    kernel of templates/cuda/conv.cu.j2, else None."""
+    family = step_family(step)
+    if family == "conv2d_grad":
+        wrt = step.node.op.wrt
+        family = f"conv2d_grad_{wrt}" if wrt in ("input", "filters") else None
+    if family not in IMAGE_PARAMS:
         return None
-    ranks = {len(a.broadcastable) for a in arrays}       # pools take any rank >= 2 (leading dims: images)
-    if ranks != {4} if family.startswith("conv") else min(ranks) < 2:
-        return None
-    return family, found.pop()
+    return family, args[step.outputs[0]].dtype
 
 
 def image_name(family: str, dtype: str) -> str:
@@ -293,9 +318,9 @@ def render_module(plan: Plan, key: str, name: str, graph_lines: list) -> CudaMod
             params += ["void *out_raw"] if kind == "take" else \
                 ["const void *y_raw", "int64_t ys_row", *(f"int64_t ys{d}" for d in range(trailing))]
             decls += _declarations([(name, params)])
-    for dtype, ndim in sorted({j for s in plan.steps if isinstance(s, HostStep) for j in [gpu_join(s, plan.args)] if j}):
-        name = copy_name(dtype, ndim)
-        texts.append(render("cuda/copy.cu.j2", g=dict(name=name, ctype=dtypes.ctype(dtype), ndim=ndim,
+    for dtype, ndim, add in sorted(_copy_kernels(plan)):
+        name = copy_name(dtype, ndim, add)
+        texts.append(render("cuda/copy.cu.j2", g=dict(name=name, ctype=dtypes.ctype(dtype), ndim=ndim, add=add,
                                                       block=BLOCK)).rstrip("\n"))
         decls += _declarations([(name, ["const void *src_raw", "void *dst_raw",
                                         *(p for d in range(ndim) for p in (f"int64_t n{d}", f"int64_t ss{d}",

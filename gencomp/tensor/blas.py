@@ -30,11 +30,16 @@ class Dot(Op):
     def __init__(self, batched: bool = False):
         self.batched = bool(batched)
 
-    def lowering(self, node) -> str:
-        """'blas' (a BLAS call inside the entry point) for float vectors and matrices of one dtype."""
+    def family(self, node) -> str:
+        """'blas' for float vectors and matrices of one dtype (a product every backend runs as one
+        call: CBLAS in C, the gemm kernel on the GPU), else 'host'."""
         dtype = node.outputs[0].dtype
         same = all(i.dtype == dtype for i in node.inputs)
-        return "blas" if not self.batched and same and dtype in ("float32", "float64") and _cblas() else "host"
+        return "blas" if not self.batched and same and dtype in ("float32", "float64") else "host"
+
+    def lowering(self, node) -> str:
+        """The family, where numpy's BLAS exports the CBLAS routines the C call needs."""
+        return self.family(node) if _cblas() else "host"
 
     def signature(self):
         return "MatMul" if self.batched else "Dot"
@@ -101,8 +106,11 @@ class Gemm(Op):
     def __init__(self, alpha: float, beta: float = 1.0):
         self.alpha, self.beta = float(alpha), float(beta)
 
+    def family(self, node) -> str:
+        return "blas"          # make_node takes float matrices of one dtype only
+
     def lowering(self, node) -> str:
-        return "blas" if _cblas() else "host"
+        return self.family(node) if _cblas() else "host"
 
     def signature(self):
         return f"Gemm{{alpha={self.alpha!r}, beta={self.beta!r}}}"

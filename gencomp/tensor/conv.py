@@ -49,10 +49,12 @@ def _windows(x, size, stride):
 _BORDERS = {"valid": 0, "full": 1, "half": 2}
 
 
-def _float_images(node) -> bool:
-    """The C forms handle float32/float64 4-d images."""
-    return all(v.ndim == 4 and v.dtype in ("float32", "float64") for v in (*node.inputs, *node.outputs)) \
-        and len({v.dtype for v in (*node.inputs, *node.outputs)}) == 1
+def _float_images(node, any_rank: bool = False) -> bool:
+    """Float32/float64 images of one dtype: 4-d (the C forms), or with `any_rank` of any rank >= 2
+    (a pool's form: the leading dims are images and channels; the GPU kernels take them so)."""
+    arrays = (*node.inputs, *node.outputs)
+    return all((v.ndim >= 2 if any_rank else v.ndim == 4) and v.dtype in ("float32", "float64") for v in arrays) \
+        and len({v.dtype for v in arrays}) == 1
 
 
 class Conv2D(Op):
@@ -76,9 +78,12 @@ class Conv2D(Op):
     def __reduce__(self):
         return Conv2D, (self.border_mode, self.subsample, self.filter_flip, self.filter_dilation)
 
+    def family(self, node) -> str:
+        return "conv2d" if _float_images(node) else "host"
+
     def lowering(self, node) -> str:
         from .blas import _cblas
-        return "conv2d" if _float_images(node) and _cblas() else "host"
+        return self.family(node) if _cblas() else "host"     # the C form is im2col + a CBLAS gemm
 
     def c_params(self) -> dict:
         """What the C form needs: border code and paddings, strides, dilation, flip."""
@@ -140,9 +145,12 @@ class Conv2DGrad(Op):
     def __reduce__(self):
         return Conv2DGrad, (self.conv, self.wrt)
 
+    def family(self, node) -> str:
+        return "conv2d_grad" if _float_images(node) else "host"
+
     def lowering(self, node) -> str:
         from .blas import _cblas
-        return "conv2d_grad" if _float_images(node) and _cblas() else "host"
+        return self.family(node) if _cblas() else "host"
 
     def make_node(self, x, w, g):
         x, w, g = (as_tensor_variable(v) for v in (x, w, g))
@@ -225,8 +233,11 @@ class Pool2D(Op):
     def __reduce__(self):
         return Pool2D, (self.ws, self.ignore_border, self.stride, self.pad, self.mode)
 
+    def family(self, node) -> str:
+        return "pool2d" if _float_images(node, any_rank=True) else "host"
+
     def lowering(self, node) -> str:
-        return "pool2d" if _float_images(node) else "host"
+        return self.family(node) if _float_images(node) else "host"      # the C form: 4-d images
 
     def c_params(self) -> dict:
         return dict(ws=self.ws, stride=self.stride, pad=self.pad, ignore_border=int(self.ignore_border),
@@ -303,8 +314,11 @@ class Pool2DGrad(Op):
     def __reduce__(self):
         return Pool2DGrad, (self.pool,)
 
+    def family(self, node) -> str:
+        return "pool2d_grad" if _float_images(node, any_rank=True) else "host"
+
     def lowering(self, node) -> str:
-        return "pool2d_grad" if _float_images(node) else "host"
+        return self.family(node) if _float_images(node) else "host"      # the C form: 4-d images
 
     def make_node(self, x, out, g):
         x, out, g = (as_tensor_variable(v) for v in (x, out, g))

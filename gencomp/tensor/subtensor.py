@@ -105,20 +105,26 @@ class Subtensor(Op):
 class AdvancedSubtensor(Subtensor):
     returns_view = False     # numpy's integer-array indexing copies
 
+    def family(self, node) -> str:
+        """'gather' for x[i0, ..., ik-1] with integer vectors (then full slices), whatever x's rank."""
+        return "gather" if leading_arrays(self.spec, node.inputs[0], node.inputs[1:], any_rest=True) else "host"
+
     def lowering(self, node) -> str:
         return "gather" if leading_arrays(self.spec, node.inputs[0], node.inputs[1:]) else "host"
 
 
-def leading_arrays(spec, x, index_vars) -> int:
+def leading_arrays(spec, x, index_vars, any_rest: bool = False) -> int:
     """k when `spec` is x[i0, ..., ik-1] with k signed-integer vectors (then full slices), leaving at
-    most one dimension of x: the form compiled entry points index in C; else 0."""
+    most one dimension of x: the form compiled entry points index in C; else 0. `any_rest`: the
+    form itself (what the GPU kernels take): any integer vectors, any number of dimensions left."""
     k = 0
     while k < len(spec) and spec[k][0] == "array":
         k += 1
     rest_full = all(item[0] == "slice" and item[1:] == (None, None, None) for item in spec[k:])
-    vectors = all(v.ndim == 1 and v.dtype.startswith("int") for v in index_vars)
+    kinds = ("int", "uint") if any_rest else ("int",)
+    vectors = all(v.ndim == 1 and v.dtype.startswith(kinds) for v in index_vars)
     positions = [item[1] for item in spec[:k]] == [("in", j) for j in range(k)] == [("in", j) for j in range(len(index_vars))]
-    return k if k and rest_full and vectors and positions and x.ndim - k <= 1 else 0
+    return k if k and rest_full and vectors and positions and (any_rest or x.ndim - k <= 1) else 0
 
 
 class IncSubtensor(Op):
@@ -133,13 +139,18 @@ class IncSubtensor(Op):
     def signature(self):
         return f"{'Set' if self.set_instead else 'Inc'}Subtensor{{{_spec_text(self.spec)}}}"
 
-    def lowering(self, node) -> str:
+    def family(self, node, any_rest: bool = True) -> str:
+        """'inc_subtensor' (ints and slices), 'scatter' (leading integer vectors: see leading_arrays'
+        `any_rest`) or 'host'; y must not have more dimensions than x[spec]."""
         x, y, *index_vars = node.inputs
         if not any(item[0] == "array" for item in self.spec):
             part = x.ndim - sum(item[0] == "int" for item in self.spec)     # dimensions of x[spec]
             return "inc_subtensor" if y.ndim <= part else "host"
-        return "scatter" if leading_arrays(self.spec, x, index_vars) and y.ndim <= x.ndim - len(index_vars) + 1 \
-            else "host"
+        return "scatter" if leading_arrays(self.spec, x, index_vars, any_rest) \
+            and y.ndim <= x.ndim - len(index_vars) + 1 else "host"
+
+    def lowering(self, node) -> str:
+        return self.family(node, any_rest=False)
 
     def __reduce__(self):
         return IncSubtensor, (self.spec, self.set_instead)
