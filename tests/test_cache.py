@@ -153,3 +153,29 @@ def test_cache_dir_precedence(tmp_path):
     del env["GENCOMP_CACHE_DIR"]
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True).stdout
     assert out.strip() == str(tmp_path / "b")
+
+
+def test_code_fingerprint_follows_the_sources_and_is_remembered(tmp_path, monkeypatch):
+    """The fingerprint of gencomp's code (part of every key) is kept in the cache's .fingerprints
+    under the files' stamps; an edited source (new size or time) gives a new fingerprint."""
+    import shutil
+
+    import gencomp.codegen as codegen
+
+    package = tmp_path / "gencomp"
+    shutil.copytree(os.path.dirname(codegen.__file__), package / "codegen")
+    (package / "ops.py").write_text("x = 1\n")
+    monkeypatch.setattr(codegen, "__file__", str(package / "codegen" / "__init__.py"))
+    monkeypatch.setattr(codegen, "templates_dir", lambda: package / "codegen")
+    monkeypatch.setattr(gencomp.config, "cache_dir", str(tmp_path / "cache"))
+    codegen.code_fingerprint.cache_clear()
+    try:
+        first = codegen.code_fingerprint()
+        assert len(first) == 64 and list((tmp_path / "cache" / ".fingerprints").iterdir())
+        codegen.code_fingerprint.cache_clear()
+        assert codegen.code_fingerprint() == first               # read back from .fingerprints
+        (package / "ops.py").write_text("x = 2  # changed\n")
+        codegen.code_fingerprint.cache_clear()
+        assert codegen.code_fingerprint() != first
+    finally:
+        codegen.code_fingerprint.cache_clear()

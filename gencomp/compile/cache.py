@@ -197,8 +197,8 @@ def remove_all(root: Path) -> int:
             continue
         if child.name.startswith((".tmp-", ".trash-")) and stale:
             shutil.rmtree(child, ignore_errors=True)
-        elif child.name.startswith((".fastcall-", ".templates")):   # gencomp's own extension and compiled
-            shutil.rmtree(child, ignore_errors=True)             # templates: rebuilt when needed
+        elif child.name.startswith((".fastcall-", ".templates", ".fingerprints")):   # gencomp's extension,
+            shutil.rmtree(child, ignore_errors=True)     # compiled templates, fingerprints: rebuilt when needed
     return count
 
 
