@@ -245,7 +245,8 @@ class Worker:
 
 def interleaved_workers(workers, rounds, number=1, warmup=1, pause=0.2):
     """`interleaved` for Workers (name -> Worker): rounds rotate the order; between two
-    measurements a pause lets the previous process's BLAS / OpenMP threads stop spinning."""
+    measurements a pause lets the previous process's BLAS / OpenMP threads stop spinning, then a
+    few untimed steps wake this one's threads (they sleep after the pause) before it is timed."""
     import time as _time
 
     names = list(workers)
@@ -256,6 +257,7 @@ def interleaved_workers(workers, rounds, number=1, warmup=1, pause=0.2):
         k = r % len(names)
         for n in names[k:] + names[:k]:
             _time.sleep(pause)
+            workers[n].time(max(1, number // 4))
             out[n].append(workers[n].time(number))
     return out
 
