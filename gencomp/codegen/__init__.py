@@ -25,8 +25,8 @@ TEMPLATES_CACHE = ".templates"     # a dot folder of the compile cache: Jinja2's
 @functools.lru_cache(maxsize=None)
 def environment():
     """The one Jinja2 environment: strict about undefined names, no autoescaping (it is C).
-    Compiling the templates costs a new process ~0.15 s: Jinja2 keeps the compiled code in the
-    compile cache's .templates folder (keyed by each template's source and Jinja2's version)."""
+    Compiling the templates costs a new process ~0.15 s: Jinja2 keeps the compiled code (keyed by
+    each template's source and Jinja2's version) as Python keeps .pyc files (_bytecode_cache)."""
     import jinja2
 
     return jinja2.Environment(
@@ -41,14 +41,18 @@ def environment():
 
 
 def _bytecode_cache(jinja2):
+    """Beside the templates (__pycache__, as Python keeps its own bytecode) where that folder is
+    writable, else in the compile cache; None (compiled in memory) when neither is."""
     from ..config import config
 
-    folder = Path(config.cache_dir) / TEMPLATES_CACHE
-    try:
-        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-    except OSError:                   # a read-only cache: templates compile in memory
-        return None
-    return jinja2.FileSystemBytecodeCache(str(folder))
+    for folder in (templates_dir() / "__pycache__", Path(config.cache_dir) / TEMPLATES_CACHE):
+        try:
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        except OSError:
+            continue
+        if os.access(folder, os.W_OK):
+            return jinja2.FileSystemBytecodeCache(str(folder))
+    return None
 
 
 def render(template: str, **context) -> str:
