@@ -20,16 +20,7 @@ from gencomp.scan import scan
 from gencomp.scan_op import LeadingLength, Scan
 from gencomp.scan_module import until
 from gencomp.tensor.shared_randomstreams import RandomStreams
-
-
-def numeric_grad(fn, a, eps=1e-6):
-    out = np.zeros_like(a)
-    for i in np.ndindex(a.shape):
-        up, down = a.copy(), a.copy()
-        up[i] += eps
-        down[i] -= eps
-        out[i] = (fn(up) - fn(down)) / (2 * eps)
-    return out
+from test_scan import numeric_grad
 
 
 def _scan_ops(f):

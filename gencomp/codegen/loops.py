@@ -31,6 +31,11 @@ def _loop_ready(plan: Plan) -> bool:
     return len(entry.order) == 1 and entry.order[0][0] == "segment"
 
 
+def _shifted_dims(dims, base: int) -> tuple:
+    """Lengths ('dim', array, d) or 1 of an array of a step's plan, its arrays numbered from `base`."""
+    return tuple(("dim", d[1] + base, d[2]) if isinstance(d, tuple) else d for d in dims)
+
+
 def _shifted(step, base: int, prefix: str):
     """`step` of a step function's plan, its arrays numbered from `base`, its names under `prefix`."""
     def at(pairs):
@@ -47,8 +52,7 @@ def _shifted(step, base: int, prefix: str):
         moved.update(steps=[_shifted(s, base, prefix) for s in step.steps], name=prefix + step.name[3:],
                      inner_inputs=[i + base for i in step.inner_inputs],
                      inner_outputs=[o + base for o in step.inner_outputs],
-                     out_dims=[tuple(("dim", d[1] + base, d[2]) if isinstance(d, tuple) else d for d in dims)
-                               for dims in step.out_dims],
+                     out_dims=[_shifted_dims(dims, base) for dims in step.out_dims],
                      consts=[c + base for c in step.consts])
     return replace(step, **moved)
 
@@ -68,8 +72,7 @@ def as_loop(lowering, host: HostStep):
         lowering.args.append(replace(a, role=a.role if a.role in ("const", "temp") else "inner"))
     lowering.constants.extend(inner.constants)
     shapes = plan_entry(inner).shapes
-    out_dims = [tuple(("dim", d[1] + base, d[2]) if isinstance(d, tuple) else d for d in shapes[o])
-                for o in inner.output_args]
+    out_dims = [_shifted_dims(shapes[o], base) for o in inner.output_args]
     lowering.steps[-1] = ScanStep(
         host.node, host.inputs, host.outputs, steps=[_shifted(s, base, prefix) for s in inner.steps],
         name=prefix[:-1], inner_inputs=[base + k for k in range(len(host.node.op.inner_inputs))],

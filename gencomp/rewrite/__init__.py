@@ -10,3 +10,4 @@ from __future__ import annotations
 
 from .engine import PHASES, optimize, register_graph_rule, register_node_rule, registered  # noqa: F401
 from . import rules as _rules  # noqa: E402,F401  (registers the rules)
+from . import gemm as _gemm  # noqa: E402,F401  (the BLAS rules)
