@@ -21,8 +21,11 @@ _CHOICES = {
 # without OpenMP threads; -march=native: the cache key records the CPU, so entries stay local to it;
 # -ffp-contract=off: no fused multiply-add, so results round exactly as numpy's;
 # -mprefer-vector-width=512: on AVX-512 CPUs, loops calling vector math (libmvec tanh, exp...)
-# take the 8-wide forms, ~1.6x faster than the 4-wide ones gcc picks by default (no effect elsewhere)
-_DEFAULT_CFLAGS = ("-O3 -march=native -mprefer-vector-width=512 -ffp-contract=off -fPIC -shared -std=gnu11 "
+# take the 8-wide forms, ~1.6x faster than the 4-wide ones gcc picks by default (no effect elsewhere);
+# -O2, not -O3: the loops that pay for vectorizing carry `omp simd` (vectorized at -O2 as well), and
+# -O3 costs ~40% more compile time on a training step's module for 0-5% of its run time
+# (bench/RESULTS.md, "Compile flags")
+_DEFAULT_CFLAGS = ("-O2 -march=native -mprefer-vector-width=512 -ffp-contract=off -fPIC -shared -std=gnu11 "
                    "-fno-math-errno -fwrapv -fopenmp-simd -Wall -Wextra")
 
 
