@@ -32,6 +32,7 @@ from .codegen.cuda import (BLOCK, CONV_GEOMETRY, GEMM, IMAGE_PARAMS, POOL_GEOMET
 from .codegen.lower import HostStep, ShapeError
 from .runtime import _KernelCall, _shape_function, check_error
 from .tensor.blas import check_accumulator
+from .tensor.conv import partial_windows
 from .tensor.reduce import Reduce
 from .tensor.subtensor import numpy_index
 
@@ -511,7 +512,7 @@ def pool_geometry(pool, images: tuple) -> dict:
     def count(size, window, stride):
         if p["ignore_border"]:
             return (size - window) // stride + 1 if size >= window else 0
-        return (size - window + stride - 1) // stride + 1 if size >= window else int(size > 0)
+        return partial_windows(size, window, stride)
 
     return dict(n=n, c=c, h=h, w=w, oh=count(h + 2 * ph, wh, sh), ow=count(w + 2 * pw, ww, sw),
                 wh=wh, ww=ww, sh=sh, sw=sw, ph=ph, pw=pw, mode=p["mode"])

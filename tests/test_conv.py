@@ -121,8 +121,8 @@ def loop_pool(x, ws, stride, pad, ignore_border, mode):
     if ignore_border:
         oh, ow = (h - ws[0]) // stride[0] + 1, (w - ws[1]) // stride[1] + 1
     else:
-        oh = -(-(h - ws[0]) // stride[0]) + 1 if h >= ws[0] else 1
-        ow = -(-(w - ws[1]) // stride[1]) + 1 if w >= ws[1] else 1
+        # Theano's Pool.out_shape: partial windows count, and every window starts inside the image
+        oh, ow = (-(-n // s) if s >= k else max(0, -(-(n - k) // s)) + 1 for n, k, s in zip((h, w), ws, stride))
     out = np.zeros((*x.shape[:-2], oh, ow))
     for idx in np.ndindex(out.shape):
         *lead, i, j = idx
@@ -142,7 +142,7 @@ def loop_pool(x, ws, stride, pad, ignore_border, mode):
 
 
 CASES = [((2, 2), None, (0, 0), True), ((3, 2), None, (0, 0), False), ((3, 3), (2, 2), (1, 1), True),
-         ((2, 3), (1, 2), (0, 0), True), ((4, 4), None, (0, 0), False)]
+         ((2, 3), (1, 2), (0, 0), True), ((4, 4), None, (0, 0), False), ((1, 2), (3, 3), (0, 0), False)]
 
 
 @pytest.mark.parametrize("mode", ["max", "sum", "average_inc_pad", "average_exc_pad"])
@@ -202,3 +202,56 @@ def test_max_pool_gradient_of_nan_and_inf_matches_the_reference():
     G = np.array([[[[np.nan, 1.0], [np.inf, -2.0]]]])
     np.testing.assert_array_equal(f(X, G), ref(X, G))
     assert np.isnan(f(X, G)[0, 0, 0, 0]) and np.isnan(f(X, G)[0, 0, 2, 0])
+
+
+def test_pool_output_shape_is_theanos():
+    """ignore_border=False counts the windows that start inside the image (Theano's Pool.out_shape):
+    5 rows, a window of 1 every 3 rows: rows 0 and 3, not a third window past the end."""
+    x = T.dtensor4("x")
+    for ws, stride, want in [((1, 1), (3, 3), (2, 2)), ((2, 2), (3, 3), (2, 2)), ((3, 3), (2, 2), (2, 2)),
+                             ((4, 4), (1, 1), (2, 2)), ((2, 3), (2, 3), (3, 2))]:
+        y = pool_2d(x, ws=ws, stride=stride, ignore_border=False)
+        X = np.ones((1, 1, 5, 5))
+        assert gencomp.function([x], y)(X).shape[2:] == want, (ws, stride)
+        assert gencomp.function([x], y, device="py")(X).shape[2:] == want
+        assert tuple(gencomp.function([x], y.shape)(X))[2:] == want
+
+
+def test_max_pool_of_nan_and_inf_matches_the_reference():
+    """A NaN in a window is its maximum (as numpy's max), an inf wins over any number."""
+    x = T.dtensor4("x")
+    y = pool_2d(x, ws=(2, 2), ignore_border=False, stride=(1, 2))
+    f, ref = gencomp.function([x], y), gencomp.function([x], y, device="py")
+    X = np.arange(20.0).reshape(1, 1, 4, 5)
+    X[0, 0, 0, 1], X[0, 0, 2, 4], X[0, 0, 3, 0] = np.nan, np.inf, -np.inf
+    np.testing.assert_array_equal(f(X), ref(X))
+    assert np.isnan(f(X)[0, 0, 0, 0]) and np.isinf(f(X)[0, 0, 2, 2])
+
+
+@pytest.mark.slow
+@settings(max_examples=25, deadline=None)
+@given(data=st.data())
+def test_pool_2d_matches_the_window_loops(data):
+    """Random windows, strides, paddings, borders and modes, float32 and float64, strided inputs:
+    forward against the window loops, the gradient against the reference evaluator."""
+    draw = data.draw
+    dtype = draw(st.sampled_from(["float32", "float64"]))
+    mode = draw(st.sampled_from(["max", "sum", "average_inc_pad", "average_exc_pad"]))
+    ws = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    stride = (draw(st.integers(1, 3)), draw(st.integers(1, 3)))
+    ignore_border = draw(st.booleans())
+    pad = (draw(st.integers(0, ws[0] - 1)), draw(st.integers(0, ws[1] - 1))) if ignore_border else (0, 0)
+    h, w = draw(st.integers(ws[0], 8)), draw(st.integers(ws[1], 8))
+    rng = np.random.default_rng(draw(st.integers(0, 2**16)))
+    xv = rng.standard_normal((2, 3, h, 2 * w)).astype(dtype)[..., ::2]          # a strided view
+    x = T.tensor4("x", dtype=dtype)
+    y = pool_2d(x, ws=ws, ignore_border=ignore_border, stride=stride, pad=pad, mode=mode)
+    f = gencomp.function([x], [y, T.grad((y ** 2).sum(), x)])
+    ref = gencomp.function([x], [y, T.grad((y ** 2).sum(), x)], device="py")
+    tol = 1e-5 if dtype == "float32" else 1e-12
+    got = f(xv)
+    np.testing.assert_allclose(got[0], loop_pool(xv.astype("float64"), ws, stride, pad, ignore_border, mode),
+                               rtol=tol, atol=tol)
+    for g, r in zip(got, ref(xv)):
+        assert g.dtype == dtype
+        np.testing.assert_allclose(g, r, rtol=tol, atol=tol)

@@ -211,6 +211,16 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
 _POOL_MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
 
 
+def partial_windows(size: int, window: int, stride: int) -> int:
+    """Windows along one axis when partial windows at the end count (ignore_border=False), as
+    Theano's Pool.out_shape counts them: every window starts inside the image."""
+    if size <= 0:
+        return 0
+    if stride >= window:
+        return (size - 1) // stride + 1
+    return max(0, (size - 1 - window + stride) // stride) + 1
+
+
 class Pool2D(Op):
     """Pooling over the last two dimensions (Theano's signal.pool.pool_2d)."""
 
@@ -257,8 +267,7 @@ class Pool2D(Op):
             oh = max(0, (h - wh) // sh + 1) if h >= wh else 0
             ow = max(0, (w - ww) // sw + 1) if w >= ww else 0
         else:                     # partial windows at the end count
-            oh = max(0, (h - wh + sh - 1) // sh + 1) if h >= wh else (1 if h > 0 else 0)
-            ow = max(0, (w - ww + sw - 1) // sw + 1) if w >= ww else (1 if w > 0 else 0)
+            oh, ow = partial_windows(h, wh, sh), partial_windows(w, ww, sw)
         return (oh - 1) * sh + wh, (ow - 1) * sw + ww, oh, ow
 
     def _extended(self, x, fill):
