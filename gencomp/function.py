@@ -477,10 +477,14 @@ def _converter(type_, label: str, allow_downcast, device_arrays: bool = False, f
         return filter_(value, label, allow_downcast, floatX)
     native = {"float64": float, "int64": int, "bool": bool}.get(type_.dtype) if ndim == 0 else None
 
+    broadcast = any(type_.broadcastable)
+
     def convert(value):
         kind = type(value)
         if kind is np.ndarray:
             if value.dtype is dtype and value.ndim == ndim and value.flags.aligned:
+                if broadcast:
+                    type_.check_broadcast(value.shape, label)
                 return value
         elif kind is native:
             arr = np.array(value)

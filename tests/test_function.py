@@ -134,6 +134,19 @@ def test_shared_broadcastable_pattern():
         g(np.zeros((2, 3)))
 
 
+def test_broadcastable_input_dimension_is_checked_even_when_only_its_shape_is_read():
+    """As Theano's TensorType.filter: a row given two rows is a TypeError, not a wrong shape."""
+    x, r = T.dmatrix("x"), T.drow("r")
+    f = function([x, r], (x * r).shape)
+    assert tuple(f(np.ones((4, 3)), np.ones((1, 3)))) == (4, 3)
+    for bad in (np.ones((2, 3)), [[1.0, 2.0, 3.0]] * 2):
+        with pytest.raises(TypeError, match="'r'.*dimension 0 is broadcastable"):
+            f(np.ones((4, 3)), bad)
+    g = function([r], r.shape)
+    with pytest.raises(TypeError, match="broadcastable"):
+        g(np.ones((3, 3)))
+
+
 def test_tensortype_broadcastable_and_shape():
     rowtype = T.TensorType("float64", (True, False))
     r = rowtype("r")

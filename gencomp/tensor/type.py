@@ -152,9 +152,21 @@ class TensorType:
             raise TypeError(
                 f"input {name!r} expects a {len(self.broadcastable)}-d array of type {self}, "
                 f"got {arr.ndim}-d with shape {arr.shape}")
+        self.check_broadcast(arr.shape, name)
         if not arr.flags.aligned:
             arr = np.ascontiguousarray(arr)       # generated code assumes aligned elements
         return arr
+
+
+    def check_broadcast(self, shape: tuple, name: str) -> None:
+        """TypeError unless every broadcastable dimension has length 1 (as Theano's filter): checked
+        for each argument, so a result that reads only an input's shape cannot take a wrong length."""
+        for d, bcast in enumerate(self.broadcastable):
+            if bcast and shape[d] != 1:
+                raise TypeError(
+                    f"input {name!r} of type {self} has shape {shape}, but its dimension {d} is broadcastable "
+                    f"and must have length 1; declare it non-broadcastable (e.g. T.matrix instead of "
+                    f"T.row) or pass an array of length 1 there")
 
 
 def _short(value) -> str:
