@@ -712,10 +712,10 @@ class _Scan:
             for k in range(nst):
                 op.check_state(k, results[k].shape, inits[k].shape, t)
             for k, dtype in enumerate(self.dtypes):
-                if stacks[k] is None:
-                    stacks[k] = DeviceArray((n, *results[k].shape), dtype)
-                _put(results[k], stacks[k], t)
-            states = [_sliced(stacks[k], (t,)) for k in range(nst)]
+                if stacks[k] is None:         # a last_only result: a ring of op.ring_rows(k) rows
+                    stacks[k] = DeviceArray((min(n, op.ring_rows(k) or n), *results[k].shape), dtype)
+                _put(results[k], stacks[k], t % stacks[k].shape[0])
+            states = [_sliced(stacks[k], (t % stacks[k].shape[0],)) for k in range(nst)]
             if op.until and bool(results[-1]):
                 done = t + 1
                 break
@@ -723,7 +723,12 @@ class _Scan:
             if n == 0:                          # no step: an empty stack of the state's (or a length-0) shape
                 like = inits[k].shape if k < nst else (0,) * (len(self.step.node.outputs[k].broadcastable) - 1)
                 stacks[k] = DeviceArray((0, *like), dtype)
-            vals[index] = stacks[k] if done == n else stacks[k].view((done, *stacks[k].shape[1:]), stacks[k].strides)
+            elif op.ring_rows(k):               # the row of the last step
+                last = (done - 1) % stacks[k].shape[0]
+                stacks[k] = _sliced(stacks[k], (slice(last, last + 1),))
+            elif done < n:
+                stacks[k] = stacks[k].view((done, *stacks[k].shape[1:]), stacks[k].strides)
+            vals[index] = stacks[k]
         return 0
 
 

@@ -22,7 +22,10 @@ class Scan(Op):
     previous value, a non-sequence); `inner_outputs` its results, the first `n_states` of them
     being the new states (in the order of the initial states), and with `until`, a last one: the
     scalar condition that stops the loop after the step where it is true. One stacked output per
-    inner output but the condition, as long as the number of steps run.
+    inner output but the condition, as long as the number of steps run; or, for the outputs
+    `last_only` marks (set by the scan_save_mem rewrite when the graph reads only their last row),
+    that last row alone (no row when no step ran): the loop keeps such a state in a ring of two rows
+    instead of a stack as long as the loop.
     """
 
     returns_view = False
@@ -31,10 +34,14 @@ class Scan(Op):
         return "scan"          # a C loop when its step has a C form (codegen/lower.py), else the host
 
     def __init__(self, inner_inputs, inner_outputs, n_seqs: int, n_states: int, go_backwards: bool,
-                 until: bool = False):
+                 until: bool = False, last_only=()):
         self.inner_inputs, self.inner_outputs = list(inner_inputs), list(inner_outputs)
         self.n_seqs, self.n_states, self.go_backwards = int(n_seqs), int(n_states), bool(go_backwards)
         self.until = bool(until)
+        n_stacked = len(self.inner_outputs) - self.until
+        self.last_only = tuple(bool(b) for b in last_only) or (False,) * n_stacked
+        if len(self.last_only) != n_stacked:
+            raise ValueError(f"scan: last_only has {len(self.last_only)} flags for {n_stacked} stacked outputs")
         inner = FunctionGraph(self.inner_inputs, self.inner_outputs)
         self._key = sha256_key(canonical_lines(inner))[:16]
         # a step with a side effect (a random draw, a Print) is never run at compile time
@@ -42,12 +49,19 @@ class Scan(Op):
         self._compiled = {}     # device -> the step compiled for it (step_function)
 
     def signature(self):
+        last = [k for k, b in enumerate(self.last_only) if b]
         return (f"Scan{{step={self._key}, sequences={self.n_seqs}, states={self.n_states}"
-                f"{', backwards' if self.go_backwards else ''}{', until' if self.until else ''}}}")
+                f"{', backwards' if self.go_backwards else ''}{', until' if self.until else ''}"
+                f"{', last_only=' + ','.join(map(str, last)) if last else ''}}}")
 
     def __reduce__(self):
         return Scan, (self.inner_inputs, self.inner_outputs, self.n_seqs, self.n_states, self.go_backwards,
-                      self.until)
+                      self.until, self.last_only)
+
+    def ring_rows(self, k: int) -> int:
+        """The rows the loop keeps of stacked output k: 0 (all of them), or for a last_only output 1,
+        2 for a state (the step reads the previous row while it writes the next)."""
+        return (2 if k < self.n_states else 1) if self.last_only[k] else 0
 
     def make_node(self, n_steps, *inputs):
         n_steps = as_tensor_variable(n_steps)
@@ -115,7 +129,10 @@ class Scan(Op):
             for k, (new, init) in enumerate(zip(states, inits)):
                 self.check_state(k, np.shape(new), np.shape(init), t)
             for k in range(n_stacked):
-                collected[k].append(results[k])
+                if self.last_only[k]:
+                    collected[k] = [results[k]]
+                else:
+                    collected[k].append(results[k])
             if self.until and bool(results[-1]):
                 break
         outs = []
@@ -132,6 +149,8 @@ class Scan(Op):
             raise NotImplementedError(
                 "scan: the gradient of a scan that stops on a condition (until) is not supported, as in "
                 "Theano; run it for a fixed number of steps (n_steps) to differentiate it")
+        if any(self.last_only):      # only compiled graphs hold these: gradients are taken before
+            raise NotImplementedError("scan: no gradient through a scan that keeps only its last rows")
         return _scan_grad(self, inputs, output_grads, outputs)
 
 

@@ -584,6 +584,11 @@ FIRES = {
     "scan_unused_outputs": [lambda x, y, m: gencomp.scan(lambda a: [a * 2, T.exp(a)], sequences=x)[0][0],
                             lambda x, y, m: gencomp.scan(lambda a, s: [s + a, a * 3], sequences=x,
                                                          outputs_info=[T.constant(0.0), None])[0][0] * 2],
+    "scan_save_mem": [lambda x, y, m: gencomp.scan(lambda a, s: s * a + 1, sequences=x, outputs_info=T.constant(0.5))[0][-1],
+                      lambda x, y, m: gencomp.scan(lambda a, s: [s + a, a * 3], sequences=x,
+                                                   outputs_info=[T.constant(0.0), None])[0][1][-1:] * 2,
+                      lambda x, y, m: gencomp.scan(lambda a2, a1: a1 + a2 * 0.5, n_steps=5,     # hidden taps
+                                                   outputs_info=dict(initial=x, taps=[-2, -1]))[0][-1]],
     "gemm_update": [lambda x, y, m: m - 0.1 * (T.dot(m[:, :2], m[:2, :]) + 0.5 * m),
                     lambda x, y, m: m - 0.1 * (T.dot(m[:, :2], m[:2, :]) + T.grad(0.5 * (m ** 2).sum(), m)),
                     lambda x, y, m: m + (m * 2 + T.dot(m[:, :1], m[:1, :])) * -0.5],
@@ -614,6 +619,10 @@ LEAVES_ALONE = {
     "gemm_update": [lambda x, y, m: m - 0.1 * (T.dot(m[:, :2], m[:2, :]) + 0.5 * T.exp(m)),
                     lambda x, y, m: T.exp(m) - 0.1 * (T.dot(m[:, :2], m[:2, :]) + 0.5 * m)],
     "scalar_fill": [lambda x, y, m: T.ones_like(x) * y, lambda x, y, m: T.fill(m, x.sum())],     # x, m decide a shape
+    "scan_save_mem": [lambda x, y, m: gencomp.scan(lambda a, s: s * a, sequences=x, outputs_info=T.constant(0.5))[0][-2],
+                      lambda x, y, m: (lambda o: o[-1] + o.sum())(gencomp.scan(lambda a, s: s * a, sequences=x,
+                                                                              outputs_info=T.constant(0.5))[0]),
+                      lambda x, y, m: gencomp.scan(lambda a, s: s * a, sequences=x, outputs_info=T.constant(0.5))[0][1:]],
     "shape_entry": [lambda x, y, m: x * T.cast(m.shape[1:].sum(), "float64")],     # a slice, not an entry
     "double_negation": [lambda x, y, m: -(x + y), lambda x, y, m: -T.exp(-x), lambda x, y, m: -(x * y),
                         lambda x, y, m: -(x - y)],        # floats: -(a - a) is -0.0, b - a is +0.0
@@ -670,8 +679,8 @@ def test_rule_fires_on_its_pattern_and_keeps_the_value(rule, k):
     assert counts.get(rule, 0) >= 1, f"{rule} did not fire on {graph_lines([expr])}: {counts}"
     if rule in GROWS:
         assert not any(re.search(p, op) for p in GROWS[rule] for op in _ops(fg)), _ops(fg)
-    elif rule not in ("log_sigmoid", "self_subtraction", "scan_unused_outputs"):   # same node count:
-        # -softplus(-x), fill(x, 0), a scan with fewer outputs
+    elif rule not in ("log_sigmoid", "self_subtraction", "scan_unused_outputs", "scan_save_mem"):
+        # same node count: -softplus(-x), fill(x, 0), a scan with fewer outputs or rows
         assert len(fg.toposort()) < before, _ops(fg)
     values = _eval_inputs(inputs)
     expected = compile_with("None", inputs, expr)(*values)

@@ -185,3 +185,71 @@ def test_until_stops_the_c_loop():
         _close(got, want)
         stop = next((k for k, v in enumerate(np.cumsum(X)) if v > bound), len(X) - 1)
         np.testing.assert_array_equal(got[0], np.cumsum(X)[:stop + 1])
+
+
+def _ring_rows(f) -> list:
+    """The last_only flags of the scans of `f`'s optimized graph."""
+    from gencomp.scan_op import Scan
+
+    return [n.op.last_only for n in f.maker.fgraph.toposort() if isinstance(n.op, Scan)]
+
+
+@pytest.mark.parametrize("go_backwards", [False, True])
+def test_a_scan_read_only_for_its_last_row_keeps_a_ring_of_rows(go_backwards):
+    """x[-1] / x[-1:] of a state, of an output that is not fed back and of the hidden rows of a state
+    with taps: the loop keeps two rows (states) or one (other outputs), not a stack per step;
+    the same numbers as the reference for 0 to 7 steps (0 steps: the reference's IndexError)."""
+    rng = np.random.default_rng(4)
+    x, a0, b0, n = T.dmatrix("x"), T.dvector("a0"), T.dvector("b0"), T.lscalar("n")
+
+    def step(row, a, b2, b1):
+        new_a = T.tanh(a * 0.9 + row)
+        return new_a, b1 * 0.5 + b2 * 0.25 + new_a.sum(), (new_a * row).sum()
+
+    (a, b, s), _ = gencomp.scan(step, sequences=x, n_steps=n, go_backwards=go_backwards,
+                                outputs_info=[a0, dict(initial=b0, taps=[-2, -1]), None])
+    outs = [a[-1], b[-1:], s[-1], a[-1].sum() + s[-1:].sum()]
+    f, ref = _both([x, a0, b0, n], outs)
+    assert _loops(f) == 1 and "% 2" in f.source
+    assert _ring_rows(f) and all(all(flags) for flags in _ring_rows(f)), _ring_rows(f)
+    X, A0, B0 = rng.standard_normal((7, 3)), rng.standard_normal(3), rng.standard_normal(2)
+    for steps in range(1, 8):
+        _close(f(X, A0, B0, steps), ref(X, A0, B0, steps))
+    with pytest.raises(IndexError, match="out of bounds"):
+        f(X, A0, B0, 0)
+
+
+def test_a_ring_is_not_used_where_more_rows_are_read():
+    x = T.dvector("x")
+    s, _ = gencomp.scan(lambda v, acc: acc + v, sequences=x, outputs_info=T.constant(0.0))
+    for out in ([s[-1], s[0]], [s[-1], s.sum()], [s[-2]], [s]):
+        f = function([x], out)
+        assert _ring_rows(f) == [(False,)], out
+        np.testing.assert_allclose(f(np.arange(1.0, 5.0))[0], function([x], out, device="py")(np.arange(1.0, 5.0))[0])
+
+
+def test_a_long_loop_returning_its_last_state_needs_two_states_of_memory():
+    """10**6 steps of a 1000-element state: a stack of every step would be 8 GB."""
+    v, n = T.dvector("v"), T.lscalar("n")
+    last = gencomp.scan(lambda s: s * 0.5 + 1.0, outputs_info=v, n_steps=n)[0][-1]
+    f = function([v, n], last)
+    np.testing.assert_allclose(f(np.zeros(1000), 10**6), np.full(1000, 2.0))
+    np.testing.assert_allclose(f(np.zeros(3), 2), [1.5] * 3)
+
+
+def test_a_ring_with_until_and_with_a_step_run_from_python():
+    from gencomp.scan_module import until
+    from gencomp.tensor.shared_randomstreams import RandomStreams
+
+    v = T.dscalar("v")
+    seq, _ = gencomp.scan(lambda s: (s * 2, until(s * 2 > 50)), outputs_info=v, n_steps=100)
+    f = function([v], seq[-1])
+    assert _ring_rows(f) == [(True,)]
+    assert f(1.0) == 64.0 and f(100.0) == 200.0
+    srng = RandomStreams(3)
+    m = T.dmatrix("m")
+    draws, _ = gencomp.scan(lambda s: s + srng.uniform(size=s.shape), outputs_info=m, n_steps=4)
+    g = function([m], [draws[-1]])
+    assert _loops(g) == 0 and _ring_rows(g) == [(True,)]
+    (got,) = g(np.zeros((2, 3)))
+    assert got.shape == (2, 3) and np.all((got > 0) & (got < 4))

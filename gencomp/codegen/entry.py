@@ -321,7 +321,7 @@ def _loop_context(plan, index, step, kernel_calls, errors, comment, bodies) -> d
     for k, (out, row) in enumerate(zip(step.outputs, stacked)):
         dims = [f"a[{d[1]}].n[{d[2]}]" if isinstance(d, tuple) else str(d) for d in step.out_dims[k]]
         outs.append(dict(arg=out, inner=row, nd=nd(row), dims=dims, init=x[1 + ns + k] if k < nst else None,
-                         direct=row in direct,
+                         direct=row in direct, ring=op.ring_rows(k),
                          place=dict(arg=out, nd=nd(out), item=np.dtype(plan.args[out].dtype).itemsize,
                                     given=False, alias=None)))
     fixed = [dict(inner=ii[k], outer=x[1 + k]) for k in range(ns, len(ii))]   # first states, non-sequences
@@ -329,7 +329,8 @@ def _loop_context(plan, index, step, kernel_calls, errors, comment, bodies) -> d
                 n=x[0], body=inner.name, backwards=op.go_backwards, outs=outs, fixed=fixed,
                 places=[o["place"] for o in outs],
                 seqs=[dict(outer=x[1 + k], inner=ii[k], nd=nd(ii[k])) for k in range(ns)],
-                states=[dict(inner=ii[ns + k], out=step.outputs[k], nd=nd(ii[ns + k])) for k in range(nst)],
+                states=[dict(inner=ii[ns + k], out=step.outputs[k], nd=nd(ii[ns + k]), ring=op.ring_rows(k))
+                        for k in range(nst)],
                 until=until, until_ctype=dtypes.ctype(plan.args[until].dtype) if until is not None else None)
 
 

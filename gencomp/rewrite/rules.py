@@ -386,10 +386,44 @@ def scan_unused_outputs(fgraph) -> int:
         if len(keep) == len(node.outputs) or len(keep) == 0:
             continue
         inner = [op.inner_outputs[k] for k in keep] + (op.inner_outputs[-1:] if op.until else [])
-        new = Scan(op.inner_inputs, inner, op.n_seqs, op.n_states, op.go_backwards, op.until)(*node.inputs)
+        new = Scan(op.inner_inputs, inner, op.n_seqs, op.n_states, op.go_backwards, op.until,
+                   [op.last_only[k] for k in keep])(*node.inputs)
         new = new if isinstance(new, list) else [new]
         for k, out in zip(keep, new):
             pairs[id(node.outputs[k])] = out
+    fgraph.replace_all(pairs)
+    return len(pairs)
+
+
+@register_graph_rule("specialize")
+def scan_save_mem(fgraph) -> int:
+    """A scan's stacked output of which the graph reads only the last row (`x[-1]`, `x[-1:]`, and
+    a state nothing reads, as the hidden rows of a state with taps) keeps only that row: the loop
+    writes a ring of two rows, not a stack as long as the loop (Theano's scan_save_mem; a scan of a
+    million steps returning its last state needs two states' memory)."""
+    from ..scan_op import Scan
+    from ..tensor.subtensor import Subtensor
+
+    def last_row_only(client) -> bool:
+        node, _ = client
+        if node == "output" or type(node.op) is not Subtensor:
+            return False
+        first = node.op.spec[0] if node.op.spec else None
+        return first in (("int", -1), ("slice", -1, None, None), ("slice", -1, None, 1))
+
+    users = fgraph.clients()
+    pairs = {}
+    for node in fgraph.toposort():
+        op = node.op
+        if not isinstance(op, Scan):
+            continue
+        last = [was or all(last_row_only(c) and c[0].inputs[0] is out for c in users.get(id(out), ()))
+                for was, out in zip(op.last_only, node.outputs)]
+        if last == list(op.last_only):
+            continue
+        new = Scan(op.inner_inputs, op.inner_outputs, op.n_seqs, op.n_states, op.go_backwards, op.until,
+                   last)(*node.inputs)
+        pairs.update((id(old), out) for old, out in zip(node.outputs, new if isinstance(new, list) else [new]))
     fgraph.replace_all(pairs)
     return len(pairs)
 
