@@ -208,3 +208,26 @@ def test_large_modules_compile_as_two_translation_units(tmp_path):
     for got, w in zip(f(*values), want):
         np.testing.assert_allclose(got, w, rtol=1e-12, atol=1e-12)
     _strict_compile(f.source_path, tmp_path)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
+def test_row_reductions_sum_each_row_in_vector_lanes(dtype):
+    """A sum or product whose innermost loop walks the reduced axis accumulates each row in vector
+    lanes (omp simd reduction), then adds the row to its result: numpy's values (integers exactly),
+    for contiguous and transposed inputs, rows longer and shorter than a vector."""
+    x = T.matrix("x", dtype=dtype)
+    value = T.exp(x * 0.01) if dtype.startswith("float") else x * 3
+    f = gencomp.function([x], [value.sum(axis=1), value.prod(axis=1), value.mean(axis=-1)])
+    assert "this row's partial result" in f.source
+    rng = np.random.default_rng(7)
+    for shape in [(3, 1000), (5, 3), (2, 0)]:
+        a = (rng.standard_normal(shape) * 10).astype(dtype) if dtype.startswith("float") else \
+            rng.integers(-3, 4, size=shape).astype(dtype)
+        for arr in (a, np.ascontiguousarray(a.T).T):
+            want = np.exp(arr * 0.01) if dtype.startswith("float") else arr * 3
+            got = f(arr)
+            rtol = 1e-5 if dtype == "float32" else 1e-12
+            np.testing.assert_allclose(got[0], want.sum(axis=1), rtol=rtol)
+            np.testing.assert_allclose(got[1], want.prod(axis=1), rtol=rtol * 10)
+            if shape[1]:
+                np.testing.assert_allclose(got[2], want.mean(axis=-1), rtol=rtol)

@@ -334,6 +334,11 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         inner_pragma="#pragma omp simd" if result["order"] and result["order"][-1] in kept
         and not result["error_code"] else "",
     )
+    # the innermost loop walks a reduced dim: a + or * reduction then sums that row in vector lanes
+    # (s, as a flat reduction's block) before adding it to its result, instead of one long chain of
+    # dependent additions that also keeps exp, log... out of vector registers
+    result["row_combine"] = (combine.format(acc=f"{acc_name}[j]", x="s")
+                             if result["simd_pragma"] and result["order"] and result["order"][-1] in axes else "")
     return result
 
 
