@@ -211,14 +211,16 @@ def test_large_modules_compile_as_two_translation_units(tmp_path):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "float64", "int32", "int64"])
-def test_row_reductions_sum_each_row_in_vector_lanes(dtype):
-    """A sum or product whose innermost loop walks the reduced axis accumulates each row in vector
-    lanes (omp simd reduction), then adds the row to its result: numpy's values (integers exactly),
-    for contiguous and transposed inputs, rows longer and shorter than a vector."""
+def test_row_reductions_reduce_each_row_in_vector_lanes(dtype):
+    """A sum, product, max or min whose innermost loop walks the reduced axis accumulates each row in
+    vector lanes (omp simd reduction; max and min as a declared reduction that keeps NaN), then
+    combines the row with its result: numpy's values (integers exactly), for contiguous and
+    transposed inputs, rows longer and shorter than a vector."""
     x = T.matrix("x", dtype=dtype)
     value = T.exp(x * 0.01) if dtype.startswith("float") else x * 3
     f = gencomp.function([x], [value.sum(axis=1), value.prod(axis=1), value.mean(axis=-1)])
-    assert "this row's partial result" in f.source
+    g = gencomp.function([x], [value.max(axis=1), value.min(axis=-1), value.max()])
+    assert "this row's partial result" in f.source and "declare reduction" in g.source
     rng = np.random.default_rng(7)
     for shape in [(3, 1000), (5, 3), (2, 0)]:
         a = (rng.standard_normal(shape) * 10).astype(dtype) if dtype.startswith("float") else \
@@ -230,4 +232,13 @@ def test_row_reductions_sum_each_row_in_vector_lanes(dtype):
             np.testing.assert_allclose(got[0], want.sum(axis=1), rtol=rtol)
             np.testing.assert_allclose(got[1], want.prod(axis=1), rtol=rtol * 10)
             if shape[1]:
+                got += g(arr)
                 np.testing.assert_allclose(got[2], want.mean(axis=-1), rtol=rtol)
+                np.testing.assert_allclose(got[3], want.max(axis=1), rtol=rtol)    # exp's last bit
+                np.testing.assert_allclose(got[4], want.min(axis=-1), rtol=rtol)
+                np.testing.assert_allclose(got[5], want.max(), rtol=rtol)
+        if dtype.startswith("float") and shape[1] > 1:       # a NaN anywhere in a row is its max and min
+            a[1, shape[1] // 2] = np.nan
+            got = [None] * 3 + g(a)
+            assert np.isnan(got[3][1]) and np.isnan(got[4][1]) and np.isnan(got[5])
+            assert not np.isnan(got[3][0]) and not np.isnan(got[4][0])

@@ -296,12 +296,20 @@ def _reduction_base(plan, kernel, errors, backend):
     return result, value, out, out_index, kept, axes
 
 
-def _simd_reduction(combine: str, kind: str, result: dict) -> str:
-    """`omp simd reduction` for a plain + or * accumulation (it lets the compiler reorder the sum)."""
+def _simd_reduction(combine: str, kind: str, result: dict, ctype: str, identity: str) -> tuple:
+    """(`omp simd reduction` pragma, the `declare reduction` it needs or "") of an accumulation in
+    vector lanes: + and * are OpenMP's own (it lets the compiler reorder the sum); a max or min
+    (NaN-propagating for floats) is declared with the row's combine, exact in any order."""
+    if kind not in "biuf" or result["error_code"]:
+        return "", ""
     op = {"{acc} + {x}": "+", "{acc} * {x}": "*"}.get(combine)
-    if op is None or kind not in "iuf" or result["error_code"]:
-        return ""
-    return f"#pragma omp simd reduction({op}:s)"
+    if op is not None:
+        return ("", "") if kind == "b" else (f"#pragma omp simd reduction({op}:s)", "")
+    if "?" not in combine:          # | and & of booleans: left sequential
+        return "", ""
+    declare = (f"#pragma omp declare reduction(gc_combine : {ctype} : omp_out = "
+               f"{combine.format(acc='omp_out', x='omp_in')}) initializer(omp_priv = {identity})")
+    return "#pragma omp simd reduction(gc_combine:s)", declare
 
 
 def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
@@ -320,11 +328,12 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         finish = f"({ptr.ctype})({acc_name}[j] / ({dtypes.ctype(acc_dtype)})r)"
     elif workspace:
         finish = f"({ptr.ctype})acc[j]"
+    identity = _IDENTITY[row.identity](acc_dtype)
+    simd_pragma, simd_declare = _simd_reduction(combine, kind, result, dtypes.ctype(acc_dtype), identity)
     result.update(
         comment=comment_text(f"{row.name} over axes {list(axes)} computing {out.label}"),
-        kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name,
-        identity=_IDENTITY[row.identity](acc_dtype),
-        combine_flat=combine.format(acc="s", x=val), simd_pragma=_simd_reduction(combine, kind, result),
+        kind=row.name, acc_ctype=dtypes.ctype(acc_dtype), acc_name=acc_name, identity=identity,
+        combine_flat=combine.format(acc="s", x=val), simd_pragma=simd_pragma, simd_declare=simd_declare,
         combine_parts=combine.format(acc=f"{acc_name}[0]", x="part[gc_b]"), block=BLOCK, max_blocks=MAX_BLOCKS,
         combine_nd=combine.format(acc=f"{acc_name}[j]", x=val),
         tune=f"gc_tune_{kernel.name}" if parallel and not result["error_code"] and not kept
@@ -334,7 +343,7 @@ def reduce_context(plan, kernel, errors, backend="c", parallel=False) -> dict:
         inner_pragma="#pragma omp simd" if result["order"] and result["order"][-1] in kept
         and not result["error_code"] else "",
     )
-    # the innermost loop walks a reduced dim: a + or * reduction then sums that row in vector lanes
+    # the innermost loop walks a reduced dim: a reduction with lanes (simd_pragma) then reduces that row in vector lanes
     # (s, as a flat reduction's block) before adding it to its result, instead of one long chain of
     # dependent additions that also keeps exp, log... out of vector registers
     result["row_combine"] = (combine.format(acc=f"{acc_name}[j]", x="s")
