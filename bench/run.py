@@ -14,7 +14,7 @@ ENV = {k: os.environ[k] for k in sorted(os.environ)
        if k.startswith(("OPENBLAS", "OMP_", "MKL_", "GENCOMP_", "PYTENSOR_"))}
 BENCHES = ["bench_import", "bench_cold_compile", "bench_warm_load", "bench_call_overhead",
            "bench_elementwise", "bench_dot", "bench_reduce", "bench_mlp", "bench_rewrite",
-           "bench_threads", "bench_models", "bench_lenet", "bench_rnn", "bench_flags"]
+           "bench_threads", "bench_models", "bench_lenet", "bench_rnn", "bench_flags", "bench_rows"]
 
 
 def sh(cmd):
