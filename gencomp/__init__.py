@@ -14,6 +14,16 @@ from . import gradient, scalar  # noqa: E402,F401  (theano.gradient, theano.scal
 from .gradient import Lop, Rop  # noqa: E402,F401  (theano.Rop, theano.Lop)
 from .scan import scan  # noqa: E402,F401  (theano.scan; the module stays importable as gencomp.scan)
 from . import scan_module  # noqa: E402,F401  (theano.scan_module.until)
+from .tensor.theano_op import Apply, Op  # noqa: E402,F401  (theano.Op, theano.Apply: ops written in Python)
+
+
+def dot(l, r):  # noqa: E741  (Theano's argument names)
+    """theano.dot: the product of two variables, dense (T.dot) or sparse (gencomp.sparse.dot) alike."""
+    if any(getattr(getattr(v, "type", None), "format", None) for v in (l, r)):    # a SparseType
+        from . import sparse        # needs scipy; only a program with sparse variables gets here
+        return sparse.dot(l, r)
+    return tensor.dot(l, r)
+
 
 __all__ = ["config", "function", "Function", "In", "Out", "shared", "SharedVariable", "UnusedInputError",
-           "printing", "tensor", "pp", "Mode", "DebugMode", "compile", "__version__"]
+           "printing", "tensor", "pp", "dot", "Op", "Apply", "Mode", "DebugMode", "compile", "__version__"]

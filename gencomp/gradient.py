@@ -14,6 +14,8 @@ import numpy as np
 
 from .graph import Apply, Constant, Op, Variable, toposort
 from .tensor import math as tm
+from .tensor.elemwise import Elemwise
+from .tensor.table import SCALARS
 from .tensor.type import TensorType
 from .tensor.variable import as_tensor_variable
 
@@ -164,7 +166,11 @@ def Rop(f, wrt, eval_points, disconnected_outputs="raise", return_disconnected="
 
     `wrt` and `eval_points` are a variable each or matching lists; the result follows `f`'s form.
     Built by the double-Lop trick: g(u) = u^T J is linear in u, so d(g . v)/du = J v; u is a
-    zeros_like(f) the result never reads (its shape at most, which f has anyway).
+    zeros_like(f) the result never reads (its shape at most, which f has anyway). As in Theano, the
+    result is a function of every input of `f` (Theano evaluates the others at zeros): J v of
+    dot(x, W) in W is dot(x, V), and `function([W, V, x], Rop(dot(x, W), W, V))` must not find W
+    unused. Where the product does not read such an input, it reads f's shape instead (a shape
+    check at run time, never f itself).
     """
     fs, f_list = _as_list(f)
     ws, _ = _as_list(wrt)
@@ -187,7 +193,12 @@ def Rop(f, wrt, eval_points, disconnected_outputs="raise", return_disconnected="
                                              f"disconnected_outputs='ignore' to get zeros")
             results.append(None if return_disconnected == "None" else tm.zeros_like(u))
             continue
-        results.append(grad(None, u, disconnected_inputs="ignore", known_grads=known))
+        r = grad(None, u, disconnected_inputs="ignore", known_grads=known)
+        if not {id(v) for v in _free_inputs([fi])} <= {id(v) for v in _free_inputs([r])}:
+            from .tensor.shape import patternbroadcast, reshape, shape
+
+            r = patternbroadcast(reshape(r, shape(fi), ndim=fi.ndim), r.broadcastable)
+        results.append(r)
     return results if f_list else results[0]
 
 
@@ -343,3 +354,56 @@ def disconnected_grad(x):
 
 
 zero_grad = disconnected_grad        # theano.gradient.zero_grad: same value, zero gradient
+consider_constant = disconnected_grad  # theano.gradient.consider_constant: the same, as a function of x
+
+
+class _GradientMap(Elemwise):
+    """`x` itself going forward (the identity row's kernel, so the generated loops copy or fuse it
+    like any elementwise op), its gradient mapped by `_map` going back."""
+
+    def __init__(self, *params):
+        super().__init__(SCALARS["stop_gradient"])
+        self.params = tuple(float(p) for p in params)
+
+    def signature(self):
+        return f"{type(self).__name__}{{{','.join(repr(p) for p in self.params)}}}"
+
+    def __reduce__(self):
+        return type(self), self.params
+
+    def grad(self, inputs, output_grads, outputs):
+        (x,), (g,) = inputs, output_grads
+        if x.dtype not in ("float32", "float64", "complex64", "complex128"):
+            return [None]
+        gx = self._map(g)
+        return [gx if gx.dtype == x.dtype else tm.cast(gx, x.dtype)]
+
+
+class GradClip(_GradientMap):
+    """Theano's GradClip: the identity, whose gradient is clipped to [lower, upper]."""
+
+    def __init__(self, lower, upper):
+        if not float(lower) <= float(upper):
+            raise ValueError(f"grad_clip: the lower bound {lower} is above the upper bound {upper}")
+        super().__init__(lower, upper)
+
+    def _map(self, g):
+        return tm.clip(g, *self.params)
+
+
+class GradScale(_GradientMap):
+    """Theano's GradScale: the identity, whose gradient is multiplied by `multiplier`."""
+
+    def _map(self, g):
+        return g * self.params[0]
+
+
+def grad_clip(x, lower_bound, upper_bound):
+    """`x`, whose gradient is clipped elementwise to [lower_bound, upper_bound] (theano.gradient.grad_clip:
+    recurrent networks clip what flows back through time this way)."""
+    return GradClip(lower_bound, upper_bound)(x)
+
+
+def grad_scale(x, multiplier):
+    """`x`, whose gradient is multiplied by `multiplier` (theano.gradient.grad_scale)."""
+    return GradScale(multiplier)(x)

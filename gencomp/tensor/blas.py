@@ -177,11 +177,17 @@ def _sum_to(g, like):
 
 
 def dot(x, y):
-    """numpy.dot: inner product, matrix-vector or matrix-matrix product; a scalar operand multiplies."""
+    """numpy.dot: inner product, matrix-vector or matrix-matrix product; a scalar operand multiplies.
+
+    Beyond two dimensions, numpy's (and Theano's) dot sums the last axis of x with the
+    second-to-last of y, tensordot(x, y, [[-1], [-2]]): not matmul, which instead pairs the
+    leading axes of stacks; the two agree only while y has at most two dimensions."""
     x, y = _as(x), _as(y)
     if x.ndim == 0 or y.ndim == 0:
         return x * y
-    if x.ndim > 2 or y.ndim > 2:
+    if y.ndim > 2:
+        return tensordot(x, y, [[x.ndim - 1], [y.ndim - 2]])
+    if x.ndim > 2:
         return matmul(x, y)
     return Dot()(x, y)
 

@@ -351,13 +351,16 @@ def any(x, axis=None, keepdims=False):  # noqa: A001
 def _shape_entries(shape) -> list:  # noqa: F811
     """A shape given as ints / integer scalars, or as a symbolic shape vector of known length."""
     from ..graph import Variable
-    from .shape import ShapeOp
+    from .shape import get_vector_length
 
     if isinstance(shape, Variable):
         if shape.ndim == 0:
             return [shape]
-        if shape.ndim == 1 and shape.owner is not None and isinstance(shape.owner.op, ShapeOp):
-            return [shape[i] for i in range(shape.owner.inputs[0].ndim)]
+        if shape.ndim == 1:
+            try:            # x.shape, x.shape[1:], T.stack([...]): vectors whose length the graph decides
+                return [shape[i] for i in range(get_vector_length(shape))]
+            except ValueError:
+                pass
         raise TypeError("a shape is a tuple of ints or integer scalars (or x.shape); got " + repr(shape))
     if isinstance(shape, (int, np.integer)):
         return [int(shape)]

@@ -314,6 +314,40 @@ def _of(shape) -> str:
     return "" if shape is None else f" of an array of shape {tuple(shape)}"
 
 
+def get_vector_length(v) -> int:
+    """The length of the symbolic vector `v` when its graph decides it (Theano's get_vector_length):
+    a constant, `x.shape`, a slice of one with constant bounds, a stack or concatenation of those,
+    an elementwise op of them (`T.cast(x.shape, 'int32')`), a broadcastable vector. TypeError
+    when `v` is not a vector, ValueError when its length is known only at run time."""
+    from .elemwise import Elemwise
+    from .subtensor import Subtensor
+
+    v = _as(v)
+    if v.ndim != 1:
+        raise TypeError(f"get_vector_length: {v!r} is not a vector ({v.type})")
+    if v.broadcastable[0]:
+        return 1
+    if isinstance(v, Constant):
+        return len(v.data)
+    node, op = v.owner, getattr(v.owner, "op", None)
+    if isinstance(op, ShapeOp):
+        return node.inputs[0].ndim
+    if isinstance(op, Join) and op.axis == 0:
+        return sum(get_vector_length(i) for i in node.inputs)
+    if type(op) is Subtensor and len(op.spec) == 1 and op.spec[0][0] == "slice" \
+            and not any(isinstance(e, tuple) for e in op.spec[0][1:]):
+        return len(range(get_vector_length(node.inputs[0]))[slice(*op.spec[0][1:])])
+    if isinstance(op, Elemwise):
+        for i in node.inputs:
+            if i.ndim == 1 and not i.broadcastable[0]:
+                try:
+                    return get_vector_length(i)
+                except ValueError:
+                    pass
+    raise ValueError(f"the length of the vector {v!r} is not known before run time; say it "
+                     f"(e.g. reshape(x, shape, ndim=n)) or build the shape as a tuple")
+
+
 def reshape(x, newshape, ndim=None):
     """`x` with a new shape (a tuple of ints / scalars, or an int vector; one entry may be -1)."""
     from .math import stack
@@ -333,10 +367,11 @@ def reshape(x, newshape, ndim=None):
     else:
         vec = _as(newshape)
         if ndim is None:
-            if isinstance(vec, Constant):
-                ndim = len(vec.data)
-            else:
-                raise ValueError("reshape with a symbolic shape vector needs ndim=")
+            try:        # Theano's x.reshape(y.shape): the new rank is the length of the shape vector
+                ndim = get_vector_length(vec)
+            except (TypeError, ValueError):
+                raise ValueError(f"reshape: the length of the shape vector {vec!r} is not known before "
+                                 f"run time; give the new rank as reshape(x, shape, ndim=n)") from None
     return Reshape(ndim)(x, vec)
 
 

@@ -27,6 +27,10 @@ def _pattern(broadcastable, shape) -> tuple:
     return tuple(bool(b) for b in broadcastable)
 
 
+_NAMED_PATTERNS = {(): "scalar", (False,): "vector", (False, True): "col", (True, False): "row",
+                   (False, False): "matrix"}
+
+
 class TensorType:
     """The type of a tensor variable: `dtype` and one broadcastable flag per dimension.
 
@@ -71,10 +75,11 @@ class TensorType:
         return TensorType, (self.dtype, self.broadcastable)
 
     def __repr__(self):
-        shape = ", ".join("1" if b else "?" for b in self.broadcastable)
-        if self.ndim == 1:
-            shape += ","
-        return f"TensorType({self.dtype}, shape=({shape}))"
+        # Theano's spelling, which its tutorials print: TensorType(float64, scalar), (..., row),
+        # (..., 3D) when nothing broadcasts, else the pattern itself: (..., (False, True, False))
+        b = self.broadcastable
+        pattern = _NAMED_PATTERNS.get(b) or (str(b) if any(b) else f"{len(b)}D")
+        return f"TensorType({self.dtype}, {pattern})"
 
     def signature(self) -> str:
         return self.dtype + "[" + "".join("1" if b else "?" for b in self.broadcastable) + "]"

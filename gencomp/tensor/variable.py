@@ -72,7 +72,16 @@ class _TensorOps:
         return True
 
     def __iter__(self):
-        raise TypeError("a symbolic tensor cannot be iterated; index it instead")
+        # Theano's: a vector whose length the graph decides (x.shape) iterates over its entries, so
+        # `rows, cols = x.shape` and `T.alloc(0, *x.shape)` work; anything else refuses
+        from .shape import get_vector_length
+
+        try:
+            length = get_vector_length(self)
+        except (TypeError, ValueError):
+            raise TypeError("a symbolic tensor cannot be iterated (only a vector whose length the graph "
+                            "decides, such as x.shape, can); index it instead") from None
+        return (self[i] for i in range(length))
 
     def __len__(self):
         raise TypeError("a symbolic tensor has no len(); use T.shape(x)[0]")
