@@ -231,7 +231,9 @@ def _scan_grad(op, inputs, output_grads, outputs):
         for o, cot in zip(outs, cotangents):
             if o.dtype not in ("float32", "float64"):
                 continue
-            term = (o * tm.disconnected_grad(cot)).sum()      # its gradient is the product with cot
+            term = (o * cot).sum()      # its gradient in the step's inputs is the product with cot;
+            # in cot it is o: the gradient of this backwards scan (a Hessian-vector product, the
+            # R-operator) flows on through the cotangents it carries
             cost = term if cost is None else cost + term
         wrt = [xs[k] for k in float_seqs] + list(hs) + [rest_in[k] for k in float_rest]
         if cost is None:

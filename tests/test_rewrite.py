@@ -567,6 +567,8 @@ FIRES = {
     "pow_to_products": [lambda x, y, m: x ** 2, lambda x, y, m: x ** 3, lambda x, y, m: x ** -1],
     "log1p_expm1": [lambda x, y, m: T.log(1 + x), lambda x, y, m: T.log(x + 1), lambda x, y, m: T.exp(x) - 1],
     "log_sigmoid": [lambda x, y, m: T.log(T.sigmoid(x)), lambda x, y, m: T.log(1 - T.sigmoid(x))],
+    "logistic_as_sigmoid": [lambda x, y, m: 1 / (1 + T.exp(-x)), lambda x, y, m: T.exp(x) / (1 + T.exp(x)),
+                            lambda x, y, m: 1 - T.sigmoid(x), lambda x, y, m: y / (1 + T.exp(x)) * T.exp(x)],
     "log_softmax": [lambda x, y, m: T.log(T.nnet.softmax(m))],
     "softmax_as_kernels": [lambda x, y, m: T.nnet.softmax(m), lambda x, y, m: T.nnet.log_softmax(m, axis=0),
                            lambda x, y, m: T.nnet.softmax(x)],
@@ -679,7 +681,8 @@ def test_rule_fires_on_its_pattern_and_keeps_the_value(rule, k):
     assert counts.get(rule, 0) >= 1, f"{rule} did not fire on {graph_lines([expr])}: {counts}"
     if rule in GROWS:
         assert not any(re.search(p, op) for p in GROWS[rule] for op in _ops(fg)), _ops(fg)
-    elif rule not in ("log_sigmoid", "self_subtraction", "scan_unused_outputs", "scan_save_mem"):
+    elif rule not in ("log_sigmoid", "logistic_as_sigmoid", "self_subtraction", "scan_unused_outputs",
+                      "scan_save_mem"):
         # same node count: -softplus(-x), fill(x, 0), a scan with fewer outputs or rows
         assert len(fg.toposort()) < before, _ops(fg)
     values = _eval_inputs(inputs)

@@ -531,6 +531,58 @@ def log_sigmoid(node):
     return [out] if out.type == node.outputs[0].type else None
 
 
+def _one_plus_exp(var):
+    """t when `var` is 1 + exp(t) or exp(t) + 1, else None."""
+    if _owner_name(var) != "add":
+        return None
+    a, b = var.owner.inputs
+    for one, e in ((a, b), (b, a)):
+        if _is(one, 1) and _owner_name(e) == "exp":
+            return e.owner.inputs[0]
+    return None
+
+
+def _negated(t):
+    """-t, without a double negation (exact: negating a float only flips its sign)."""
+    return t.owner.inputs[0] if _owner_name(t) == "neg" else tm.neg(t)
+
+
+@register_node_rule("stabilize")
+def logistic_as_sigmoid(node):
+    """c / (1 + exp(t)) -> c * sigmoid(-t), exp(t) / (1 + exp(t)) -> sigmoid(t), 1 - sigmoid(t) ->
+    sigmoid(-t), and (a / (1 + exp(t))) * exp(t) -> a * sigmoid(t), which T.grad makes of the first.
+    Theano's tutorial writes the logistic out: once exp(-t) is below the float's epsilon, 1 - p is 0,
+    log(1 - p) is -inf and its gradient 0 * inf = nan; as sigmoids, log_sigmoid makes them softplus."""
+    name, out = _name(node), node.outputs[0]
+    if name == "true_div":
+        num, den = node.inputs
+        t = _one_plus_exp(den)
+        if t is None or t.dtype != out.dtype:
+            return None
+        if _owner_name(num) == "exp" and num.owner.inputs[0] is t:
+            new = tm.sigmoid(t)
+        elif _const_value(num) is not None and not isinstance(_const_value(num), complex):
+            new = tm.sigmoid(_negated(t))
+            new = new if _is(num, 1) else num * new
+        else:
+            return None
+    elif name == "sub" and _is(node.inputs[0], 1) and _owner_name(node.inputs[1]) == "sigmoid":
+        new = tm.sigmoid(_negated(node.inputs[1].owner.inputs[0]))
+    elif name == "mul":
+        a, b = node.inputs
+        for q, e in ((a, b), (b, a)):
+            if _owner_name(q) == "true_div" and _owner_name(e) == "exp":
+                t = _one_plus_exp(q.owner.inputs[1])
+                if t is not None and t is e.owner.inputs[0]:
+                    new = q.owner.inputs[0] * tm.sigmoid(t)
+                    break
+        else:
+            return None
+    else:
+        return None
+    return [new] if new.type == out.type else None
+
+
 @register_node_rule("stabilize")
 def log_softmax(node):
     """log(softmax(x)) -> log_softmax(x)."""
