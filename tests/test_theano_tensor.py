@@ -56,8 +56,11 @@ def test_mrg_multinomial_draws_one_hot_rows_with_the_given_frequencies():
     assert draws.shape == pvals.shape and draws.dtype == np.float64
     np.testing.assert_array_equal(draws.sum(axis=1), 1)
     np.testing.assert_allclose(draws.mean(axis=0), [0.1, 0.6, 0.3], atol=0.015)
-    with pytest.raises(NotImplementedError):
-        srng.multinomial(pvals=p, n=3)
+    counts = theano.function([p], srng.multinomial(pvals=p, n=3))(pvals)      # Theano 1.0: n draws per row
+    assert counts.dtype == np.int64 and np.all(counts.sum(axis=1) == 3)
+    np.testing.assert_allclose(counts.mean(axis=0), [0.3, 1.8, 0.9], atol=0.05)
+    with pytest.raises(ValueError, match="size"):
+        srng.multinomial(size=(3,), pvals=p)
 
 
 # ---- 2. truth values -----------------------------------------------------------------------------

@@ -88,28 +88,30 @@ class MRG_RandomStreams(_srs.MRG_RandomStreams):
         return super().binomial(size=size, n=n, p=p, ndim=ndim, dtype=dtype)
 
     def multinomial(self, size=None, n=1, pvals=None, ndim=None, dtype="int64", nstreams=None, **kwargs):
-        """One draw per row of the matrix `pvals` (each row a distribution), as a one-hot matrix of
-        pvals' shape, as Theano's: row i is 1 at the first category whose cumulated probability
-        exceeds a uniform draw u_i (`size` is ignored,
-        as there). Only n=1 (one draw per row), as in Theano's MRG."""
+        """`n` draws per row of the matrix `pvals` (each row a distribution), counted per category:
+        a matrix of pvals' shape, as Theano 1.0's (n=1: one-hot rows). A draw u falls in the first
+        category whose cumulated probability exceeds it. `size` is not used: given, it is a
+        ValueError, as there."""
         from .. import tensor as T
 
         if pvals is None:
             raise TypeError("multinomial needs pvals= (a matrix, one distribution per row)")
-        if n != 1:
-            raise NotImplementedError("MRG_RandomStreams.multinomial draws one sample per row (n=1), "
-                                      "as Theano's does")
+        if size is not None:
+            raise ValueError("MRG_RandomStreams.multinomial does not use size: the draws have pvals' shape "
+                             "(give n= for several draws per row)")
+        if isinstance(n, (int, np.integer)) and n < 0:
+            raise ValueError(f"multinomial: n must be >= 0, got {n}")
         pvals = T.as_tensor_variable(pvals)
         if pvals.ndim != 2:
             raise TypeError(f"multinomial: pvals must be a matrix, got a {pvals.ndim}-d tensor")
-        draws = self.uniform(size=(pvals.shape[0],), dtype=pvals.dtype)
+        draws = self.uniform(size=(n, pvals.shape[0]), dtype=pvals.dtype)
         upper = T.cumsum(pvals, axis=1)
-        u = draws.dimshuffle(0, "x")
+        u = draws.dimshuffle(0, 1, "x")
         # category k holds [upper[k-1], upper[k]): neighbours share a bound bit for bit, so the
         # intervals never overlap or leave gaps, whatever the rounding of the cumulated sum
         lower = T.concatenate([T.zeros_like(upper[:, :1]), upper[:, :-1]], axis=1)
-        hit = (u >= lower) & (u < upper)
-        return T.cast(hit, dtype)
+        hit = (u >= lower.dimshuffle("x", 0, 1)) & (u < upper.dimshuffle("x", 0, 1))
+        return T.cast(T.sum(hit, axis=0), dtype)
 
     def choice(self, size=1, a=None, replace=True, p=None, ndim=None, dtype="int64", nstreams=None,
                **kwargs):
