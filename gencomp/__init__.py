@@ -15,6 +15,7 @@ from .gradient import Lop, Rop  # noqa: E402,F401  (theano.Rop, theano.Lop)
 from .scan import scan  # noqa: E402,F401  (theano.scan; the module stays importable as gencomp.scan)
 from . import scan_module  # noqa: E402,F401  (theano.scan_module.until)
 from .tensor.theano_op import Apply, Op  # noqa: E402,F401  (theano.Op, theano.Apply: ops written in Python)
+from . import gof  # noqa: E402,F401  (theano.gof.Op, theano.gof.Apply)
 
 
 def dot(l, r):  # noqa: E741  (Theano's argument names)

@@ -255,3 +255,26 @@ def test_pool_2d_matches_the_window_loops(data):
     for g, r in zip(got, ref(xv)):
         assert g.dtype == dtype
         np.testing.assert_allclose(g, r, rtol=tol, atol=tol)
+
+
+@pytest.mark.parametrize("border,sub", [("valid", (1, 1)), ("half", (2, 1)), ((1, 2), (2, 2)), ("full", (1, 2))])
+def test_conv2d_gradients_as_functions_and_the_transposed_convolution(border, sub):
+    """abstract_conv.conv2d_grad_wrt_inputs / _wrt_weights and nnet.conv2d_transpose equal T.grad of
+    conv2d (and the reference evaluator); None entries of the shapes come from the other operands."""
+    from gencomp.tensor.nnet import abstract_conv
+
+    rng = np.random.default_rng(5)
+    x, w, g = T.dtensor4("x"), T.dtensor4("w"), T.dtensor4("g")
+    X, W = rng.standard_normal((2, 3, 7, 6)), rng.standard_normal((4, 3, 3, 2))
+    y = T.nnet.conv2d(x, w, border_mode=border, subsample=sub)
+    G = rng.standard_normal(gencomp.function([x, w], y)(X, W).shape)
+    want = gencomp.function([x, w, g], T.grad(None, [x, w], known_grads={y: g}))(X, W, G)
+    outs = [abstract_conv.conv2d_grad_wrt_inputs(g, w, (None, None, 7, 6), border_mode=border, subsample=sub),
+            abstract_conv.conv2d_grad_wrt_weights(x, g, (None, None, 3, 2), border_mode=border, subsample=sub),
+            T.nnet.conv2d_transpose(g, w, (2, 3, 7, 6), border_mode=border, input_dilation=sub)]
+    for f in (gencomp.function([x, w, g], outs, on_unused_input="ignore"),
+              gencomp.function([x, w, g], outs, on_unused_input="ignore", device="py")):
+        for got, ref in zip(f(X, W, G), [want[0], want[1], want[0]]):
+            np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="input_shape"):
+        abstract_conv.conv2d_grad_wrt_inputs(g, w, (None, None, None, 6))

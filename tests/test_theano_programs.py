@@ -298,3 +298,24 @@ def test_ops_written_in_python():
     np.testing.assert_allclose(function([a, b], numpy_dot(a, b))(inp, inp.T), inp @ inp.T)
     with pytest.raises(NotImplementedError, match="no gradient"):
         T.grad(numpy_dot(a, b).sum(), a)
+
+
+def test_split_gof_and_logsoftmax_names():
+    """T.split (lengths checked against x), theano.gof.Op / Apply, nnet.logsoftmax (Theano 0.9)."""
+    x, s = T.dmatrix("x"), T.lvector("s")
+    a, b, c = T.split(x, s, 3, axis=1)
+    f = function([x, s], [a, b, c, T.grad(a.sum() * 2 + (c ** 2).sum(), x)])
+    X = np.arange(12.0).reshape(2, 6)
+    got = f(X, np.array([1, 2, 3]))
+    for part, want in zip(got[:3], np.split(X, [1, 3], axis=1)):
+        np.testing.assert_array_equal(part, want)
+    np.testing.assert_array_equal(got[3], np.hstack([np.full((2, 1), 2.0), np.zeros((2, 2)), 2 * X[:, 3:]]))
+    with pytest.raises(ValueError):
+        f(X, np.array([1, 2, 2]))                # the lengths do not add up to 6
+    with pytest.raises(ValueError, match="n_splits"):
+        T.split(x, [1, 2], 3)
+    assert theano.gof.Op is theano.Op and theano.gof.Apply is theano.Apply
+    m = T.dmatrix("m")
+    M = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]])
+    np.testing.assert_allclose(function([m], T.nnet.logsoftmax(m))(M),
+                               M - np.log(np.exp(M).sum(axis=1, keepdims=True)), rtol=1e-12)

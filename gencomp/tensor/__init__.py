@@ -83,7 +83,7 @@ def tensor(dtype=None, broadcastable=None, name=None, shape=None):
 from . import nnet, shared_randomstreams  # noqa: E402  (T.nnet.sigmoid, as in Theano)
 from .shared_randomstreams import RandomStreams, permute_row_elements  # noqa: E402,F401
 from .subtensor import inc_subtensor, set_subtensor  # noqa: E402,F401
-from .shape import get_vector_length, join, specify_shape  # noqa: E402,F401
+from .shape import get_vector_length, join, specify_shape, split  # noqa: E402,F401
 from . import extra_ops  # noqa: E402  (T.extra_ops.to_one_hot, ...)
 from .extra_ops import diag, diff, repeat, roll, tile, trace  # noqa: E402,F401
 from .extra_ops import (bincount, cumprod, diagonal, fill_diagonal, fill_diagonal_offset,  # noqa: E402,F401

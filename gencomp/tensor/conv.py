@@ -208,6 +208,61 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
     return Conv2D(border_mode, subsample, filter_flip, filter_dilation)(input, filters)
 
 
+def _full_shape(shape, known, what):
+    """`shape` (4 entries, ints or None or scalars) with None entries taken from `known` (a
+    variable's shape entries by position, or None where nothing tells them)."""
+    shape = tuple(shape)
+    if len(shape) != 4:
+        raise ValueError(f"{what} must have 4 entries (batch, channels, rows, cols), got {shape}")
+    out = []
+    for d, entry in enumerate(shape):
+        if entry is None:
+            if known[d] is None:
+                raise ValueError(f"{what}={shape}: entry {d} must be given")
+            entry = known[d]
+        out.append(entry)
+    return out
+
+
+def conv2d_grad_wrt_inputs(output_grad, filters, input_shape, filter_shape=None, border_mode="valid",
+                           subsample=(1, 1), filter_flip=True, filter_dilation=(1, 1)):
+    """Theano's abstract_conv.conv2d_grad_wrt_inputs: the gradient of conv2d with respect to its
+    input, given the gradient `output_grad` of its output, for an input of `input_shape` (its batch
+    and channels may be None: output_grad's and the filters'). conv2d_transpose is this."""
+    from .math import zeros
+
+    output_grad, filters = as_tensor_variable(output_grad), as_tensor_variable(filters)
+    if filter_shape is not None and any(d is not None for d in tuple(filter_shape)):
+        filters = specify_shape(filters, [None if d is None else int(d) for d in tuple(filter_shape)])
+    shape = _full_shape(input_shape, [output_grad.shape[0], filters.shape[1], None, None], "input_shape")
+    like = zeros(shape, dtype=output_grad.dtype)     # only its shape is read: the geometry of the gradient
+    conv = Conv2D(border_mode, subsample, filter_flip, filter_dilation)
+    return Conv2DGrad(conv, "input")(like, filters, output_grad)
+
+
+def conv2d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None, border_mode="valid",
+                            subsample=(1, 1), filter_flip=True, filter_dilation=(1, 1)):
+    """Theano's abstract_conv.conv2d_grad_wrt_weights: the gradient of conv2d with respect to its
+    filters, of `filter_shape` (its out and in channels may be None: output_grad's and input's)."""
+    from .math import zeros
+
+    input, output_grad = as_tensor_variable(input), as_tensor_variable(output_grad)
+    if input_shape is not None and any(d is not None for d in tuple(input_shape)):
+        input = specify_shape(input, [None if d is None else int(d) for d in tuple(input_shape)])
+    shape = _full_shape(filter_shape, [output_grad.shape[1], input.shape[1], None, None], "filter_shape")
+    like = zeros(shape, dtype=output_grad.dtype)
+    conv = Conv2D(border_mode, subsample, filter_flip, filter_dilation)
+    return Conv2DGrad(conv, "filters")(input, like, output_grad)
+
+
+def conv2d_transpose(input, filters, output_shape, filter_shape=None, border_mode="valid", input_dilation=(1, 1),
+                     filter_flip=True, filter_dilation=(1, 1)):
+    """Theano's nnet.conv2d_transpose (a "deconvolution"): the gradient of a conv2d of stride
+    `input_dilation` with respect to an input of `output_shape`, applied to `input`."""
+    return conv2d_grad_wrt_inputs(input, filters, output_shape, filter_shape, border_mode, input_dilation,
+                                  filter_flip, filter_dilation)
+
+
 _POOL_MODES = ("max", "sum", "average_inc_pad", "average_exc_pad")
 
 

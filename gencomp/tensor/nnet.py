@@ -141,8 +141,10 @@ def ultra_fast_sigmoid(x):
     return sigmoid(x)
 
 
-from . import conv  # noqa: E402,F401  (theano.tensor.nnet.conv.conv2d, the older path)
-from .conv import conv2d  # noqa: E402,F401  (theano.tensor.nnet.conv2d)
+from . import abstract_conv, conv  # noqa: E402,F401  (theano.tensor.nnet.conv.conv2d, the older path)
+from .conv import conv2d, conv2d_transpose  # noqa: E402,F401  (theano.tensor.nnet.conv2d)
+
+logsoftmax = log_softmax      # Theano 0.9's name
 
 
 def elu(x, alpha=1.0):

@@ -392,6 +392,40 @@ def concatenate(tensors, axis=0):
     return Join(axis + nd if axis < 0 else axis)(*tensors)
 
 
+def split(x, splits_size, n_splits, axis=0):
+    """Theano's split: `x` cut along `axis` into `n_splits` parts of the lengths `splits_size` (a
+    vector, symbolic or not, of n_splits entries); the lengths must add up to x's length there
+    (checked at run time)."""
+    from .math import as_tensor_variable, cumsum
+
+    x = as_tensor_variable(x)
+    sizes = as_tensor_variable(splits_size)
+    n_splits = int(n_splits)
+    if sizes.ndim != 1:
+        raise TypeError(f"split: splits_size must be a vector of lengths, got a {sizes.ndim}-d tensor")
+    if n_splits < 1:
+        raise ValueError(f"split: n_splits must be >= 1, got {n_splits}")
+    axis = axis + x.ndim if axis < 0 else axis
+    if not 0 <= axis < x.ndim:
+        raise ValueError(f"split: axis {axis} is out of range for a {x.ndim}-d tensor")
+    try:
+        given = get_vector_length(sizes)
+    except (TypeError, ValueError):
+        given = None
+    if given is not None and given != n_splits:
+        raise ValueError(f"split: splits_size has {given} entries but n_splits is {n_splits}")
+    ends = cumsum(sizes)
+    # a check that the lengths cover x exactly: x's length on `axis` must equal their sum
+    x = specify_shape(x, [ends[-1] if d == axis else None for d in range(x.ndim)])
+    parts, start = [], 0
+    for k in range(n_splits):
+        stop = ends[k]
+        index = (slice(None),) * axis + (slice(start, stop),)
+        parts.append(x[index])
+        start = stop
+    return parts
+
+
 def join(axis, *tensors):
     """Theano's T.join(axis, *tensors): concatenate with the axis first."""
     if len(tensors) == 1 and isinstance(tensors[0], (list, tuple)):
