@@ -319,3 +319,25 @@ def test_split_gof_and_logsoftmax_names():
     M = np.array([[1.0, 2.0, 3.0], [0.0, -1.0, 5.0]])
     np.testing.assert_allclose(function([m], T.nnet.logsoftmax(m))(M),
                                M - np.log(np.exp(M).sum(axis=1, keepdims=True)), rtol=1e-12)
+
+
+def test_theano_module_paths_import():
+    """The files Theano programs import names from: nnet's conv, abstract_conv, nnet, sigm and bn,
+    tensor.basic / var / sharedvar, compile.sharedvalue, compile.ops, gof."""
+    import importlib
+
+    for path, names in [("gencomp.tensor.nnet.conv", ["conv2d"]), ("gencomp.tensor.nnet.abstract_conv",
+                        ["conv2d_grad_wrt_inputs", "conv2d_grad_wrt_weights"]),
+                        ("gencomp.tensor.nnet.nnet", ["softmax", "categorical_crossentropy"]),
+                        ("gencomp.tensor.nnet.sigm", ["sigmoid", "hard_sigmoid", "softplus"]),
+                        ("gencomp.tensor.nnet.bn", ["batch_normalization"]),
+                        ("gencomp.tensor.basic", ["as_tensor_variable", "dmatrix", "dot", "concatenate"]),
+                        ("gencomp.tensor.var", ["TensorVariable", "TensorConstant"]),
+                        ("gencomp.tensor.sharedvar", ["TensorSharedVariable"]),
+                        ("gencomp.compile.sharedvalue", ["shared", "SharedVariable"]),
+                        ("gencomp.compile.ops", ["as_op"]), ("gencomp.gof", ["Op", "Apply", "Variable"])]:
+        module = importlib.import_module(path)
+        for name in names:
+            assert hasattr(module, name), (path, name)
+    assert isinstance(theano.shared(np.zeros(2)), theano.tensor.sharedvar.TensorSharedVariable)
+    assert isinstance(T.dmatrix("m"), theano.tensor.var.TensorVariable)

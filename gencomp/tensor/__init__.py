@@ -125,3 +125,4 @@ def grad(cost, wrt, **kwargs):
     from ..gradient import grad as _grad
 
     return _grad(cost, wrt, **kwargs)
+from . import basic, sharedvar, var  # noqa: E402,F401  (theano.tensor.basic / .sharedvar / .var import paths)

@@ -336,5 +336,25 @@ def _submodule(name, doc, functions):
 bn = _submodule("bn", "theano.tensor.nnet.bn: batch normalization as elementwise graphs.",
                 [batch_normalization, batch_normalization_train, batch_normalization_test])
 
+
+def _alias(name, module) -> None:
+    """`module` importable as gencomp.tensor.nnet.<name> too: Theano's files of nnet (`from
+    theano.tensor.nnet.conv import conv2d`, `...nnet.abstract_conv`, `...nnet.nnet`, `...nnet.sigm`)."""
+    import sys
+
+    sys.modules.setdefault(f"{__name__}.{name}", module)
+
+
+def _this_module():
+    import sys
+
+    return sys.modules[__name__]
+
+
+_alias("conv", conv)
+_alias("abstract_conv", abstract_conv)
+_alias("nnet", _this_module())         # theano.tensor.nnet.nnet: softmax, crossentropies, relu...
+_alias("sigm", _this_module())         # theano.tensor.nnet.sigm: sigmoid, hard_sigmoid, softplus...
+
 __all__ += ["softmax_with_bias", "crossentropy_softmax_1hot", "crossentropy_softmax_1hot_with_bias",
             "crossentropy_softmax_argmax_1hot_with_bias", "h_softmax", "bn"]
