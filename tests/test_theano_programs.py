@@ -341,3 +341,34 @@ def test_theano_module_paths_import():
             assert hasattr(module, name), (path, name)
     assert isinstance(theano.shared(np.zeros(2)), theano.tensor.sharedvar.TensorSharedVariable)
     assert isinstance(T.dmatrix("m"), theano.tensor.var.TensorVariable)
+
+
+def _loop_neibs(x, shape, step, pad):
+    rows = []
+    xp = np.pad(x, ((0, 0), (0, 0), (pad[0], pad[0]), (pad[1], pad[1])))
+    for b in range(x.shape[0]):
+        for c in range(x.shape[1]):
+            for r in range(0, xp.shape[2] - shape[0] + 1, step[0]):
+                for q in range(0, xp.shape[3] - shape[1] + 1, step[1]):
+                    rows.append(xp[b, c, r:r + shape[0], q:q + shape[1]].ravel())
+    return np.array(rows)
+
+
+@pytest.mark.parametrize("shape,step,mode,pad", [((2, 3), None, "valid", (0, 0)), ((3, 3), (1, 2), "ignore_borders", (0, 0)),
+                                                 ((2, 2), (1, 1), "half", (1, 1)), ((3, 2), (2, 1), "full", (2, 1))])
+def test_images2neibs_and_neibs2images(shape, step, mode, pad):
+    """theano.tensor.nnet.neighbours: patches as rows against window loops, neibs2images inverts
+    non-overlapping patches, the gradient by finite differences; bad geometry is a ValueError."""
+    from gencomp.gradient import verify_grad
+    from gencomp.tensor.nnet.neighbours import images2neibs, neibs2images
+
+    x = T.dtensor4("x")
+    X = np.random.default_rng(3).standard_normal((2, 3, 4, 6))
+    got = function([x], images2neibs(x, shape, step, mode=mode))(X)
+    np.testing.assert_array_equal(got, _loop_neibs(X, shape, step or shape, pad))
+    verify_grad(lambda a: T.nnet.images2neibs(a, shape, step, mode=mode), [X[:1, :2]], rng=np.random.default_rng(4))
+    if mode == "valid":
+        back = function([x], neibs2images(images2neibs(x, shape), shape, x.shape))(X)
+        np.testing.assert_array_equal(back, X)
+        with pytest.raises(ValueError, match="multiple of the step"):
+            function([x], images2neibs(x, (3, 3)))(X)

@@ -351,6 +351,10 @@ def _this_module():
     return sys.modules[__name__]
 
 
+from . import neighbours  # noqa: E402  (theano.tensor.nnet.neighbours)
+from .neighbours import images2neibs, neibs2images  # noqa: E402,F401
+
+_alias("neighbours", neighbours)
 _alias("conv", conv)
 _alias("abstract_conv", abstract_conv)
 _alias("nnet", _this_module())         # theano.tensor.nnet.nnet: softmax, crossentropies, relu...
