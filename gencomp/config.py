@@ -29,6 +29,23 @@ _DEFAULT_CFLAGS = ("-O2 -march=native -mprefer-vector-width=512 -ffp-contract=of
                    "-fno-math-errno -fwrapv -fopenmp-simd -Wall -Wextra")
 
 
+# Theano's flags that its programs set at the top (theano.config.exception_verbosity = 'high'...):
+# not part of a compilation. name -> (allowed values, or bool; default). What each does here:
+# mode / on_unused_input: function()'s defaults; warn_float64: function() warns about (or refuses)
+# a float64 variable in its graph; exception_verbosity (gencomp's messages always name the shapes
+# and the node), profile (no profiler), allow_gc (buffers are kept between calls, as allow_gc=False)
+# and print_active_device are accepted and have no effect.
+_THEANO_FLAGS = {
+    "mode": (("FAST_RUN", "FAST_COMPILE", "DebugMode", "DEBUG_MODE", "Mode", "NanGuardMode"), "FAST_RUN"),
+    "on_unused_input": (("raise", "warn", "ignore"), "raise"),
+    "warn_float64": (("ignore", "warn", "raise", "pdb"), "ignore"),
+    "exception_verbosity": (("low", "high"), "low"),
+    "profile": (bool, False),
+    "allow_gc": (bool, True),
+    "print_active_device": (bool, True),
+}
+
+
 @dataclasses.dataclass(frozen=True)
 class ConfigSnapshot:
     """What one compilation sees; never changes after `function()` took it."""
@@ -110,6 +127,7 @@ class Config:
         self.threads = default_threads()   # the most threads one loop uses (see threads.h.j2)
         self.optimizer = "fast_run"
         self.compute_test_value = "off"
+        self._values.update({name: default for name, (_, default) in _THEANO_FLAGS.items()})
         self._values["cache_dir"] = None        # resolved lazily: the default may need platformdirs
         for item in filter(None, (s.strip() for s in environ.get("GENCOMP_FLAGS", "").split(","))):
             name, sep, value = item.partition("=")
@@ -120,8 +138,17 @@ class Config:
             self.cache_dir = environ["GENCOMP_CACHE_DIR"]
 
     def __setattr__(self, name, value):
+        if name in _THEANO_FLAGS:
+            allowed = _THEANO_FLAGS[name][0]
+            if allowed is bool:
+                value = _parse_bool(name, value)
+            elif value not in allowed:
+                raise ValueError(f"config.{name} must be one of {allowed}, got {value!r}")
+            self._values[name] = value
+            return
         if name not in self._FLAGS:
-            raise AttributeError(f"unknown gencomp config flag {name!r}; known flags: {', '.join(self._FLAGS)}")
+            raise AttributeError(f"unknown gencomp config flag {name!r}; known flags: "
+                                 f"{', '.join(self._FLAGS + tuple(_THEANO_FLAGS))}")
         if name in _CHOICES and value not in _CHOICES[name]:
             raise ValueError(f"config.{name} must be one of {_CHOICES[name]}, got {value!r}")
         if name == "openmp":

@@ -59,12 +59,13 @@ class Out:
 
 
 def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None,
-             on_unused_input="raise", allow_input_downcast=None, mode=None, profile=None,
+             on_unused_input=None, allow_input_downcast=None, mode=None, profile=None,
              no_default_updates=False, accept_inplace=False, rebuild_strict=True):
     """Compile a callable computing `outputs` from `inputs` (and applying `updates` after each call).
 
-    `mode`: None, a gencomp.Mode (Mode, DebugMode, MonitorMode, NanGuardMode) or Theano's names
-    'FAST_RUN', 'FAST_COMPILE', 'DebugMode' (see gencomp.mode). `profile`, `accept_inplace` and
+    `mode`: None (config.mode), a gencomp.Mode (Mode, DebugMode, MonitorMode, NanGuardMode) or Theano's
+    names 'FAST_RUN', 'FAST_COMPILE', 'DebugMode' (see gencomp.mode). `on_unused_input`: 'raise',
+    'warn' or 'ignore' (None: config.on_unused_input). `profile`, `accept_inplace` and
     `rebuild_strict` are accepted and ignored, so ported calls run unchanged.
 
     `no_default_updates`: True, or a list of random variables (or their `rng`): those draws do
@@ -77,7 +78,10 @@ def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None
     input is rounded to it, as in Theano. `In(x, allow_downcast=...)` overrides it for one input."""
     from .mode import get_mode
 
-    mode = get_mode(mode)
+    mode = get_mode(mode if mode is not None else (None if config.mode == "FAST_RUN" else config.mode))
+    on_unused_input = config.on_unused_input if on_unused_input is None else on_unused_input
+    if config.warn_float64 != "ignore":
+        _warn_float64(outputs, updates, config.warn_float64)
     snapshot = config.snapshot(device=device or mode.device, optimizer=mode.optimizer)
     if snapshot.device not in ("cpu", "py", "cuda"):
         raise ValueError(f"device must be 'cpu', 'cuda' or 'py', got {device!r}")
@@ -455,6 +459,28 @@ class Function:
 
     def __repr__(self):
         return f"<gencomp.Function {self.name}: {len(self.inputs)} inputs, {self._n_outputs} outputs>"
+
+
+def _warn_float64(outputs, updates, action: str) -> None:
+    """config.warn_float64 ('warn', 'raise' or 'pdb', which raises here): a float64 variable the
+    function would compute, as Theano's flag reports it for float32 programs."""
+    from .graph import ancestors
+
+    outs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+    pairs = list(updates.items()) if hasattr(updates, "items") else list(updates or ())
+    roots = [getattr(o, "variable", o) for o in outs if o is not None] + [new for _, new in pairs]
+    found = next((v for v in ancestors([r for r in roots if hasattr(r, "owner")])
+                  if getattr(getattr(v, "type", None), "dtype", None) == "float64"), None)
+    if found is None:
+        return
+    what = f"the result of {found.owner.op}" if found.owner is not None and found.name is None else repr(found)
+    message = f"{what} is float64 in a function's graph (config.warn_float64 = {action!r})"
+    if action == "warn":
+        import warnings
+
+        warnings.warn(message, UserWarning, stacklevel=3)
+    else:
+        raise TypeError(message)
 
 
 def _converter(type_, label: str, allow_downcast, device_arrays: bool = False, floatX=None):

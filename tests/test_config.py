@@ -57,3 +57,40 @@ def test_import_with_flags_in_a_new_process():
     code = "import gencomp.tensor as T; print(T.matrix().dtype)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "float32"
+
+
+def test_theano_flags_that_programs_set():
+    """Theano programs set config.exception_verbosity, warn_float64, mode, on_unused_input, profile,
+    allow_gc at their top: accepted (validated), mode and on_unused_input are function()'s defaults,
+    warn_float64 warns about or refuses a float64 variable in a function's graph."""
+    import warnings
+
+    import numpy as np
+
+    import gencomp
+    import gencomp.tensor as T
+
+    x, y = T.fvector("x"), T.dvector("y")
+    with gencomp.config.change(exception_verbosity="high", profile=True, allow_gc=False, print_active_device=False):
+        assert gencomp.config.exception_verbosity == "high" and gencomp.config.allow_gc is False
+        assert gencomp.function([x], x * 2)(np.ones(2, "float32")).tolist() == [2.0, 2.0]
+    assert gencomp.config.exception_verbosity == "low"
+    with gencomp.config.change(warn_float64="raise"):
+        gencomp.function([x], x * 2)
+        with pytest.raises(TypeError, match="float64.*warn_float64"):
+            gencomp.function([x, y], x * y)
+    with gencomp.config.change(warn_float64="warn"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        gencomp.function([x, y], x + y)
+    assert any("float64" in str(w.message) for w in caught)
+    with gencomp.config.change(on_unused_input="ignore"):
+        assert gencomp.function([x, y], x * 2)(np.ones(2, "float32"), np.ones(2)).tolist() == [2.0, 2.0]
+    with pytest.raises(gencomp.UnusedInputError):
+        gencomp.function([x, y], x * 2)
+    with gencomp.config.change(mode="FAST_COMPILE"):
+        assert gencomp.function([x], x * 2).maker.mode.optimizer == "fast_compile"
+    for name, bad in [("warn_float64", "maybe"), ("mode", "FASTEST"), ("profile", "often")]:
+        with pytest.raises(ValueError):
+            setattr(gencomp.config, name, bad)
+    cfg = Config(environ={"GENCOMP_FLAGS": "exception_verbosity=high,on_unused_input=warn"})
+    assert cfg.exception_verbosity == "high" and cfg.on_unused_input == "warn"
