@@ -278,3 +278,17 @@ def test_conv2d_gradients_as_functions_and_the_transposed_convolution(border, su
             np.testing.assert_allclose(got, ref, rtol=1e-12, atol=1e-12)
     with pytest.raises(ValueError, match="input_shape"):
         abstract_conv.conv2d_grad_wrt_inputs(g, w, (None, None, None, 6))
+
+
+def test_max_pool_2d_same_size():
+    """Theano's max_pool_2d_same_size: each patch's maximum kept in place, the rest 0 (a tie keeps
+    every maximum, as Theano's MaxPoolGrad)."""
+    from gencomp.tensor.signal.pool import max_pool_2d_same_size
+
+    x = T.dtensor4("x")
+    X = np.array([[[[1., 5, 2, 0], [3, 4, 8, 1], [0, 0, 1, 1], [9, 2, 1, 7]]]])
+    want = np.array([[[[0., 5, 0, 0], [0, 0, 8, 0], [0, 0, 1, 1], [9, 0, 0, 7]]]])
+    f = gencomp.function([x], max_pool_2d_same_size(x, (2, 2)))
+    np.testing.assert_array_equal(f(X), want)
+    Y = np.random.default_rng(6).standard_normal((2, 3, 6, 4))
+    np.testing.assert_array_equal(f(Y), gencomp.function([x], max_pool_2d_same_size(x, (2, 2)), device="py")(Y))

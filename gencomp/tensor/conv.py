@@ -418,6 +418,16 @@ class Pool2DGrad(Op):
         raise TypeError("second derivatives of pool_2d are not supported")
 
 
+def max_pool_2d_same_size(input, patch_size):
+    """Theano's signal.pool.max_pool_2d_same_size: `input` where an element is the maximum of its
+    (non-overlapping) patch, 0 elsewhere; the maximum's gradient passes the pooled values back."""
+    from ..gradient import grad
+
+    input = as_tensor_variable(input)
+    pooled = pool_2d(input, ws=patch_size, ignore_border=True)
+    return grad(None, input, known_grads={pooled: pooled})
+
+
 def pool_2d(input, ws=None, ignore_border=None, stride=None, pad=(0, 0), mode="max", ds=None, st=None,
             padding=None):
     """Theano's signal.pool.pool_2d (also its older names ds, st, padding)."""
