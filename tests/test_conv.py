@@ -286,8 +286,8 @@ def test_max_pool_2d_same_size():
     from gencomp.tensor.signal.pool import max_pool_2d_same_size
 
     x = T.dtensor4("x")
-    X = np.array([[[[1., 5, 2, 0], [3, 4, 8, 1], [0, 0, 1, 1], [9, 2, 1, 7]]]])
-    want = np.array([[[[0., 5, 0, 0], [0, 0, 8, 0], [0, 0, 1, 1], [9, 0, 0, 7]]]])
+    X = np.array([[[[1., 5, 2, 0], [3, 4, 8, 1], [9, 0, 1, 1], [9, 2, 1, 7]]]])
+    want = np.array([[[[0., 5, 0, 0], [0, 0, 8, 0], [9, 0, 0, 0], [9, 0, 0, 7]]]])
     f = gencomp.function([x], max_pool_2d_same_size(x, (2, 2)))
     np.testing.assert_array_equal(f(X), want)
     Y = np.random.default_rng(6).standard_normal((2, 3, 6, 4))
