@@ -179,3 +179,19 @@ def test_code_fingerprint_follows_the_sources_and_is_remembered(tmp_path, monkey
         assert codegen.code_fingerprint() != first
     finally:
         codegen.code_fingerprint.cache_clear()
+
+
+def test_code_fingerprint_memo_creates_a_private_cache_folder(tmp_path):
+    """The first thing to write into a new cache folder may be the code fingerprint's memo: it makes
+    the folder as the modules do (0700), not with mkdir's default mode for parents."""
+    from gencomp.codegen import code_fingerprint
+
+    root = tmp_path / "fresh-cache"
+    with gencomp.config.change(cache_dir=str(root)):
+        code_fingerprint.cache_clear()
+        try:
+            assert len(code_fingerprint()) == 64
+        finally:
+            code_fingerprint.cache_clear()
+    assert (os.stat(root).st_mode & 0o777) == 0o700
+    assert (os.stat(root / ".fingerprints").st_mode & 0o777) == 0o700

@@ -425,3 +425,23 @@ def test_mrg_choice_without_replacement_and_multinomial_wo_replacement():
         function([p], srng.choice(size=4, replace=False, p=p))(np.full((2, 3), 1 / 3))
     with pytest.raises(NotImplementedError, match="truncate"):
         srng.normal((2,), truncate=True)
+
+
+def test_the_same_graph_built_again_finds_its_compiled_module():
+    """A graph with random draws built a second time in one process (a notebook cell re-run, a
+    second model) differs only in its draws' generators: it loads the module the first compiled."""
+    import gencomp
+    import gencomp.tensor as T
+    from gencomp.tensor.shared_randomstreams import RandomStreams
+
+    def build(seed):
+        srng = RandomStreams(seed)
+        x = T.dmatrix("x")
+        mask = srng.binomial(size=x.shape, p=0.5, dtype="float64")
+        return gencomp.function([x], (x * mask).sum() + srng.uniform(size=(2,)).sum())
+
+    x = np.ones((3, 4))
+    first, second, again = build(1), build(2), build(1)
+    assert second.cache_hit and again.cache_hit and first.source_path == second.source_path
+    r1, r2, r1_again = first(x), second(x), again(x)       # each draws from its own generator
+    assert r1 == r1_again and r1 != r2

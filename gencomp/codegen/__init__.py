@@ -91,7 +91,12 @@ def code_fingerprint() -> str:
     digest = h.hexdigest()
     if memo is not None:
         try:
-            memo.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+            from ..compile.cache import ensure_root
+            from ..config import checkout_cache_dir
+
+            # the cache folder made as build_c makes it (private, checked), not by mkdir's parents
+            ensure_root(memo.parent.parent, owned_default=str(memo.parent.parent) == checkout_cache_dir())
+            memo.parent.mkdir(mode=0o700, exist_ok=True)
             tmp = memo.with_name(f".{memo.name}.{os.getpid()}")
             tmp.write_text(digest)
             os.replace(tmp, memo)               # atomic: a reader sees all of it or nothing
@@ -127,4 +132,4 @@ def key_parts(fgraph) -> list:
     """What a module's cache key covers besides its compiler: gencomp's code and the graph."""
     from ..graph.hashing import canonical_lines
 
-    return ["gencomp", code_fingerprint(), *canonical_lines(fgraph)]
+    return ["gencomp", code_fingerprint(), *canonical_lines(fgraph, for_key=True)]

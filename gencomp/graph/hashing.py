@@ -18,12 +18,23 @@ def constant_text(const: Constant) -> str:
     return f"{const.type.signature()} shape={list(data.shape)} sha256={digest}"
 
 
-def canonical_lines(fgraph) -> list[str]:
+def canonical_lines(fgraph, for_key: bool = False) -> list[str]:
     """One line per input, constant, node and output, numbered in a fixed traversal order.
 
     Variable names are recorded (they appear in the generated source); object ids never are.
+    `for_key` (a compiled module's cache key): an op's process-wide identity (a random draw's
+    generator number, which keeps two draws from merging) is written as its rank of appearance in
+    this graph, so a graph built again in the same process (a notebook cell re-run, a second model)
+    finds the module the first one compiled: the module itself never reads that identity.
     """
-    number, lines = {}, []
+    number, lines, ranks = {}, [], {}
+
+    def rank(token) -> int:
+        return ranks.setdefault(token, len(ranks))
+
+    def op_text(op) -> str:
+        return op.key_signature(rank) if for_key and hasattr(op, "key_signature") else op.signature()
+
 
     def ref(var):
         if id(var) not in number:
@@ -40,7 +51,7 @@ def canonical_lines(fgraph) -> list[str]:
             number[id(out)] = len(number)
         outs = ", ".join(f"%{number[id(o)]}:{o.type.signature()}" for o in node.outputs)
         names = json.dumps([o.name for o in node.outputs])
-        lines.append(f"{outs} = {node.op.signature()}({args}) names={names}")
+        lines.append(f"{outs} = {op_text(node.op)}({args}) names={names}")
     for i, out in enumerate(fgraph.outputs):
         lines.append(f"output {i} = {ref(out)}")
     return lines

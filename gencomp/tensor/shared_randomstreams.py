@@ -49,6 +49,11 @@ class RandomDraw(Op):
         # out of it, so a program re-run with another seed finds its compiled module in the cache
         return f"Random{{{self.kind},{self.dtype},{self.ndim},id={self.stream.uid}}}"
 
+    def key_signature(self, rank) -> str:
+        """The signature in a module's cache key: the draw's id as its rank in the graph (see
+        graph/hashing.py canonical_lines); the module gets the sample from the host."""
+        return f"Random{{{self.kind},{self.dtype},{self.ndim},id=#{rank(('random', self.stream.uid))}}}"
+
     def __reduce__(self):
         return RandomDraw, (self.kind, self.dtype, self.ndim, self.stream)
 
