@@ -9,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 from pathlib import Path
 
 _CHOICES = {
@@ -146,6 +147,8 @@ class Config:
                 raise ValueError(f"config.{name} must be one of {allowed}, got {value!r}")
             self._values[name] = value
             return
+        if name == "device" and isinstance(value, str) and re.fullmatch(r"(gpu|cuda)\d*", value):
+            value = "cuda"          # Theano's device names: 'gpu' (old backend), 'cuda0', 'cuda1'...
         if name not in self._FLAGS:
             raise AttributeError(f"unknown gencomp config flag {name!r}; known flags: "
                                  f"{', '.join(self._FLAGS + tuple(_THEANO_FLAGS))}")

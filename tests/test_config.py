@@ -94,3 +94,15 @@ def test_theano_flags_that_programs_set():
             setattr(gencomp.config, name, bad)
     cfg = Config(environ={"GENCOMP_FLAGS": "exception_verbosity=high,on_unused_input=warn"})
     assert cfg.exception_verbosity == "high" and cfg.on_unused_input == "warn"
+
+
+def test_theano_device_names():
+    """Theano's device names 'gpu' (its old backend) and 'cuda0', 'cuda1'... mean device='cuda'."""
+    cfg = Config(environ={"GENCOMP_FLAGS": "device=cuda0"})
+    assert cfg.device == "cuda"
+    for name in ("gpu", "gpu1", "cuda", "cuda3"):
+        cfg.device = name
+        assert cfg.device == "cuda"
+    cfg.device = "cpu"
+    with pytest.raises(ValueError, match="device"):
+        cfg.device = "opencl0"
