@@ -37,7 +37,7 @@ _DEFAULT_CFLAGS = ("-O2 -march=native -mprefer-vector-width=512 -ffp-contract=of
 # and the node), profile (no profiler), allow_gc (buffers are kept between calls, as allow_gc=False)
 # and print_active_device are accepted and have no effect.
 _THEANO_FLAGS = {
-    "mode": (("FAST_RUN", "FAST_COMPILE", "DebugMode", "DEBUG_MODE", "Mode", "NanGuardMode"), "FAST_RUN"),
+    "mode": (("Mode", "FAST_RUN", "FAST_COMPILE", "DebugMode", "DEBUG_MODE", "NanGuardMode"), "Mode"),
     "on_unused_input": (("raise", "warn", "ignore"), "raise"),
     "warn_float64": (("ignore", "warn", "raise", "pdb"), "ignore"),
     "exception_verbosity": (("low", "high"), "low"),

@@ -78,7 +78,7 @@ def function(inputs, outputs=None, updates=(), givens=(), name=None, device=None
     input is rounded to it, as in Theano. `In(x, allow_downcast=...)` overrides it for one input."""
     from .mode import get_mode
 
-    mode = get_mode(mode if mode is not None else (None if config.mode == "FAST_RUN" else config.mode))
+    mode = get_mode(config.mode if mode is None else mode)
     on_unused_input = config.on_unused_input if on_unused_input is None else on_unused_input
     if config.warn_float64 != "ignore":
         _warn_float64(outputs, updates, config.warn_float64)

@@ -58,6 +58,12 @@ class Scan(Op):
         return Scan, (self.inner_inputs, self.inner_outputs, self.n_seqs, self.n_states, self.go_backwards,
                       self.until, self.last_only)
 
+    def rebuilt(self, inner_outputs, last_only):
+        """The same loop with other step results (the stop condition, if any, stays last) or other
+        last_only flags: what the scan rewrites make."""
+        return Scan(self.inner_inputs, inner_outputs, self.n_seqs, self.n_states, self.go_backwards, self.until,
+                    last_only)
+
     def ring_rows(self, k: int) -> int:
         """The rows the loop keeps of stacked output k: 0 (all of them), or for a last_only output 1,
         2 for a state (the step reads the previous row while it writes the next)."""

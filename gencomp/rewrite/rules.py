@@ -386,8 +386,7 @@ def scan_unused_outputs(fgraph) -> int:
         if len(keep) == len(node.outputs) or len(keep) == 0:
             continue
         inner = [op.inner_outputs[k] for k in keep] + (op.inner_outputs[-1:] if op.until else [])
-        new = Scan(op.inner_inputs, inner, op.n_seqs, op.n_states, op.go_backwards, op.until,
-                   [op.last_only[k] for k in keep])(*node.inputs)
+        new = op.rebuilt(inner, [op.last_only[k] for k in keep])(*node.inputs)
         new = new if isinstance(new, list) else [new]
         for k, out in zip(keep, new):
             pairs[id(node.outputs[k])] = out
@@ -421,8 +420,7 @@ def scan_save_mem(fgraph) -> int:
                 for was, out in zip(op.last_only, node.outputs)]
         if last == list(op.last_only):
             continue
-        new = Scan(op.inner_inputs, op.inner_outputs, op.n_seqs, op.n_states, op.go_backwards, op.until,
-                   last)(*node.inputs)
+        new = op.rebuilt(op.inner_outputs, last)(*node.inputs)
         pairs.update((id(old), out) for old, out in zip(node.outputs, new if isinstance(new, list) else [new]))
     fgraph.replace_all(pairs)
     return len(pairs)

@@ -201,11 +201,17 @@ def conv2d(input, filters, input_shape=None, filter_shape=None, border_mode="val
                              f"{tuple(filter_shape)} has {c_f}")
     # the hints are promises: checked at call time (at function() time for constants), so a
     # mismatch is a ValueError naming the shapes instead of a result for other shapes
-    if hint is not None and any(d is not None for d in tuple(hint)):
-        input = specify_shape(input, [None if d is None else int(d) for d in tuple(hint)])
-    if filter_shape is not None and any(d is not None for d in tuple(filter_shape)):
-        filters = specify_shape(filters, [None if d is None else int(d) for d in tuple(filter_shape)])
-    return Conv2D(border_mode, subsample, filter_flip, filter_dilation)(input, filters)
+    return Conv2D(border_mode, subsample, filter_flip, filter_dilation)(_hinted(input, hint),
+                                                                        _hinted(filters, filter_shape))
+
+
+def _hinted(var, hint):
+    """`var` behind a specify_shape of the hint's given lengths (None entries unchecked), or itself."""
+    if hint is None or all(d is None for d in tuple(hint)):
+        return var
+    return specify_shape(var, [None if d is None else int(d) for d in tuple(hint)])
+
+
 
 
 def _full_shape(shape, known, what):
@@ -232,8 +238,7 @@ def conv2d_grad_wrt_inputs(output_grad, filters, input_shape, filter_shape=None,
     from .math import zeros
 
     output_grad, filters = as_tensor_variable(output_grad), as_tensor_variable(filters)
-    if filter_shape is not None and any(d is not None for d in tuple(filter_shape)):
-        filters = specify_shape(filters, [None if d is None else int(d) for d in tuple(filter_shape)])
+    filters = _hinted(filters, filter_shape)
     shape = _full_shape(input_shape, [output_grad.shape[0], filters.shape[1], None, None], "input_shape")
     like = zeros(shape, dtype=output_grad.dtype)     # only its shape is read: the geometry of the gradient
     conv = Conv2D(border_mode, subsample, filter_flip, filter_dilation)
@@ -247,8 +252,7 @@ def conv2d_grad_wrt_weights(input, output_grad, filter_shape, input_shape=None, 
     from .math import zeros
 
     input, output_grad = as_tensor_variable(input), as_tensor_variable(output_grad)
-    if input_shape is not None and any(d is not None for d in tuple(input_shape)):
-        input = specify_shape(input, [None if d is None else int(d) for d in tuple(input_shape)])
+    input = _hinted(input, input_shape)
     shape = _full_shape(filter_shape, [output_grad.shape[1], input.shape[1], None, None], "filter_shape")
     like = zeros(shape, dtype=output_grad.dtype)
     conv = Conv2D(border_mode, subsample, filter_flip, filter_dilation)

@@ -132,16 +132,11 @@ def neibs2images(neibs, neib_shape, original_shape, mode="valid"):
     `original_shape` (with 'ignore_borders', the parts no patch covered are 0)."""
     if mode not in ("valid", "ignore_borders"):
         raise ValueError(f"neibs2images: mode must be 'valid' or 'ignore_borders', got {mode!r}")
-    shape = as_tensor_variable(original_shape) if not isinstance(original_shape, (tuple, list)) else \
-        as_tensor_variable(np.asarray([int(s) for s in original_shape], dtype="int64")) \
-        if all(isinstance(s, (int, np.integer)) for s in original_shape) else _stack(original_shape)
-    return Neibs2Images(neib_shape, None, mode)(neibs, shape)
+    if isinstance(original_shape, (tuple, list)):          # ints or scalar variables, as x.shape's entries
+        from .math import stack
 
-
-def _stack(entries):
-    from .math import stack
-
-    return stack([as_tensor_variable(e) for e in entries])
+        original_shape = stack([as_tensor_variable(e) for e in original_shape])
+    return Neibs2Images(neib_shape, None, mode)(neibs, as_tensor_variable(original_shape))
 
 
 __all__ = ["Images2Neibs", "Neibs2Images", "images2neibs", "neibs2images"]

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import sys
+import types
+
 import numpy as np
 
 from .. import dtypes
@@ -323,9 +326,6 @@ def batch_normalization_test(inputs, gamma, beta, mean, var, axes="per-activatio
 def _submodule(name, doc, functions):
     """A module `gencomp.tensor.nnet.<name>` holding `functions`, importable by that path (Theano's
     theano.tensor.nnet.bn) although nnet is a module, not a package."""
-    import sys
-    import types
-
     module = types.ModuleType(f"{__name__}.{name}", doc)
     for fn in functions:
         setattr(module, fn.__name__, fn)
@@ -340,15 +340,7 @@ bn = _submodule("bn", "theano.tensor.nnet.bn: batch normalization as elementwise
 def _alias(name, module) -> None:
     """`module` importable as gencomp.tensor.nnet.<name> too: Theano's files of nnet (`from
     theano.tensor.nnet.conv import conv2d`, `...nnet.abstract_conv`, `...nnet.nnet`, `...nnet.sigm`)."""
-    import sys
-
     sys.modules.setdefault(f"{__name__}.{name}", module)
-
-
-def _this_module():
-    import sys
-
-    return sys.modules[__name__]
 
 
 from . import neighbours  # noqa: E402  (theano.tensor.nnet.neighbours)
@@ -357,8 +349,8 @@ from .neighbours import images2neibs, neibs2images  # noqa: E402,F401
 _alias("neighbours", neighbours)
 _alias("conv", conv)
 _alias("abstract_conv", abstract_conv)
-_alias("nnet", _this_module())         # theano.tensor.nnet.nnet: softmax, crossentropies, relu...
-_alias("sigm", _this_module())         # theano.tensor.nnet.sigm: sigmoid, hard_sigmoid, softplus...
+_alias("nnet", sys.modules[__name__])         # theano.tensor.nnet.nnet: softmax, crossentropies, relu...
+_alias("sigm", sys.modules[__name__])         # theano.tensor.nnet.sigm: sigmoid, hard_sigmoid, softplus...
 
 __all__ += ["softmax_with_bias", "crossentropy_softmax_1hot", "crossentropy_softmax_1hot_with_bias",
             "crossentropy_softmax_argmax_1hot_with_bias", "h_softmax", "bn"]

@@ -47,12 +47,15 @@ class RandomDraw(Op):
     def signature(self):
         # a number unique to the variable names the draw, so two draws never merge; the seed stays
         # out of it, so a program re-run with another seed finds its compiled module in the cache
-        return f"Random{{{self.kind},{self.dtype},{self.ndim},id={self.stream.uid}}}"
+        return self._text(self.stream.uid)
 
     def key_signature(self, rank) -> str:
         """The signature in a module's cache key: the draw's id as its rank in the graph (see
         graph/hashing.py canonical_lines); the module gets the sample from the host."""
-        return f"Random{{{self.kind},{self.dtype},{self.ndim},id=#{rank(('random', self.stream.uid))}}}"
+        return self._text(f"#{rank(('random', self.stream.uid))}")
+
+    def _text(self, ident) -> str:
+        return f"Random{{{self.kind},{self.dtype},{self.ndim},id={ident}}}"
 
     def __reduce__(self):
         return RandomDraw, (self.kind, self.dtype, self.ndim, self.stream)
